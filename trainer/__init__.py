@@ -1,0 +1,1 @@
+"""tsad trainer: datasets, training, threshold calibration, evaluation and reports; writes model bundles."""

@@ -1,0 +1,149 @@
+"""`tsad` command line: train and evaluate here; serving, replay, the local broker and the demo are wired in
+from their own packages (imported lazily, so `tsad train` never needs Kafka and `tsad serve` never trains)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from detector import __version__
+
+
+def _add_data_args(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("data (ECG5000 layouts by default; --series for generic telemetry)")
+    g.add_argument("--data", help="ECG5000-style file (TF ecg.csv or UCR, .gz ok) or an http(s)/file URL; "
+                   "default: $TSAD_ECG5000, else the public TF ecg.csv download (cached, checksummed)")
+    g.add_argument("--layout", default="auto", help="auto | tf | ucr-first | ucr-last (default: auto)")
+    g.add_argument("--series", help="CSV or Parquet telemetry with columns timestamp,value[,label]")
+    g.add_argument("--windows", help="JSON Lines window file (the sample-stream format)")
+    g.add_argument("--window", type=int, default=140, help="window length for --series (default: 140)")
+    g.add_argument("--stride", type=int, help="stride for --series (default: the window length)")
+
+
+def _load(args: argparse.Namespace) -> Any:
+    from trainer.datasets import load_ecg5000, resolve_ecg_source
+
+    if args.series:
+        from trainer.telemetry import load_series_windows
+
+        return load_series_windows(args.series, args.window, args.stride)
+    if args.windows:
+        from trainer.window_files import load_window_file
+
+        return load_window_file(args.windows)
+    # A 5000-row UCR ECG5000 is cut to the TF file's 4998 rows so every preset uses the reference split.
+    return load_ecg5000(resolve_ecg_source(args.data), args.layout).tf_reference_rows()
+
+
+def _print_metrics(title: str, metrics: dict[str, Any]) -> None:
+    test = metrics.get("test", metrics)
+    if "accuracy" not in test:
+        print(f"{title}: no labels, no accuracy figures", file=sys.stderr)
+        return
+    a, n = test["anomaly_class"], test["normal_class"]
+    auc = "n/a" if test["roc_auc"] is None else f"{test['roc_auc']:.4f}"
+    print(f"{title}: accuracy {test['accuracy']:.4f}  ROC-AUC {auc}\n"
+          f"  anomaly class  P {a['precision']:.4f}  R {a['recall']:.4f}  F1 {a['f1']:.4f}\n"
+          f"  normal class   P {n['precision']:.4f}  R {n['recall']:.4f}  F1 {n['f1']:.4f}", file=sys.stderr)
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from trainer.assessment import report_for_training
+    from trainer.pipeline import print_epoch, train
+    from trainer.presets import get_preset
+    from trainer.report import write_report
+
+    config = get_preset(args.preset)
+    overrides = {k: getattr(args, k) for k in ("epochs", "batch_size", "learning_rate", "threshold",
+                                                "validation_fraction") if getattr(args, k) is not None}
+    if overrides:
+        config = config.replace(**overrides)
+    dataset = _load(args)
+    print(f"tsad train: {len(dataset)} windows of {dataset.window} from {dataset.source}, preset {config.preset}",
+          file=sys.stderr)
+    result = train(dataset, config, seed=args.seed, name=args.name or f"tsad-{config.preset}",
+                   on_epoch=None if args.quiet else print_epoch)
+    out = result.bundle.save(args.out)
+    print(f"tsad train: bundle {result.bundle.name} {result.bundle.version} written to {out} "
+          f"({result.history.seconds:.1f} s, {len(result.history.train_loss)} epochs)", file=sys.stderr)
+    _print_metrics("test split", result.metrics)
+    report = None
+    if args.report:
+        report = write_report(report_for_training(result), args.report)
+        print(f"tsad train: report {report}", file=sys.stderr)
+    if args.json:
+        print(json.dumps({"bundle": str(out), "version": result.bundle.version,
+                          "threshold": result.bundle.threshold.to_dict(), "metrics": result.metrics,
+                          "report": None if report is None else str(report)}))
+    return 0
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    from detector.bundle import ModelBundle
+    from trainer.assessment import evaluate_bundle
+    from trainer.report import write_report
+
+    bundle = ModelBundle.load(args.bundle)
+    dataset = _load(args)
+    data = evaluate_bundle(bundle, dataset, args.split)
+    _print_metrics(f"{args.split} split", data.metrics)
+    report = write_report(data, args.out)
+    print(f"tsad evaluate: report {report}", file=sys.stderr)
+    if args.json:
+        print(json.dumps({"bundle": args.bundle, "split": args.split, "metrics": data.metrics,
+                          "report": str(report)}))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="tsad", description="Streaming anomaly detection for telemetry.")
+    parser.add_argument("--version", action="version", version=f"tsad {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    t = sub.add_parser("train", help="train a model and write a bundle")
+    _add_data_args(t)
+    t.add_argument("--preset", default="default", help="seed | default | denoising | deep | linear | conv")
+    t.add_argument("--out", required=True, help="bundle directory to write")
+    t.add_argument("--name", help="model name stored in the bundle (default: tsad-<preset>)")
+    t.add_argument("--seed", type=int, default=0)
+    t.add_argument("--epochs", type=int)
+    t.add_argument("--batch-size", dest="batch_size", type=int)
+    t.add_argument("--learning-rate", dest="learning_rate", type=float)
+    t.add_argument("--validation-fraction", dest="validation_fraction", type=float)
+    t.add_argument("--threshold", help="mean_std | fpr_quantile | f1_optimal | pot")
+    t.add_argument("--report", help="also write the evaluation report (HTML, Markdown, PNGs) here")
+    t.add_argument("--json", action="store_true", help="print the metrics as one JSON object on stdout")
+    t.add_argument("--quiet", action="store_true", help="no per-epoch progress")
+    t.set_defaults(func=cmd_train)
+
+    e = sub.add_parser("evaluate", help="evaluate a bundle and write the report")
+    _add_data_args(e)
+    e.add_argument("--bundle", required=True)
+    e.add_argument("--split", default="test", help="test (the bundle's held-out split) | all")
+    e.add_argument("--out", default="reports/latest", help="report directory (default: reports/latest)")
+    e.add_argument("--json", action="store_true")
+    e.set_defaults(func=cmd_evaluate)
+
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    from detector.bundle import BundleError
+    from trainer.datasets import DatasetError
+
+    try:
+        return int(args.func(args))
+    except (DatasetError, BundleError, ValueError) as exc:
+        print(f"tsad {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

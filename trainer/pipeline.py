@@ -1,0 +1,117 @@
+"""Train end to end: split → scale → fit on normal windows → calibrate → evaluate → bundle."""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+from sklearn.model_selection import train_test_split
+
+from detector.bundle import ModelBundle
+from detector.model import build_model
+from detector.scaler import Scaler
+from detector.threshold import Threshold
+from trainer import calibration
+from trainer.datasets import WindowDataset
+from trainer.evaluation import evaluate_scores
+from trainer.presets import TrainConfig
+from trainer.training import EpochCallback, History, fit, mean_abs_error
+
+
+@dataclass(frozen=True)
+class Split:
+    """Index arrays into the dataset rows used for training."""
+
+    fit: np.ndarray
+    val: np.ndarray
+    test: np.ndarray
+
+
+@dataclass
+class TrainResult:
+    bundle: ModelBundle
+    history: History
+    split: Split
+    dataset: WindowDataset
+    scores: dict[str, np.ndarray]  # "fit_normal", "val", "test" scores, for reports
+    metrics: dict[str, Any]
+
+
+def make_split(n: int, config: TrainConfig, seed: int) -> Split:
+    idx = np.arange(n)
+    train_idx, test_idx = train_test_split(idx, test_size=config.test_size, random_state=config.split_seed)
+    if config.validation_fraction > 0:
+        fit_idx, val_idx = train_test_split(train_idx, test_size=config.validation_fraction, random_state=seed)
+    else:
+        fit_idx, val_idx = train_idx, np.array([], dtype=np.int64)
+    return Split(np.asarray(fit_idx), np.asarray(val_idx), np.asarray(test_idx))
+
+
+def calibrate(config: TrainConfig, fit_normal: np.ndarray, val: np.ndarray, val_normal: np.ndarray | None
+              ) -> Threshold:
+    params = dict(config.threshold_params)
+    if config.threshold == "mean_std":
+        return calibration.mean_std(fit_normal, **params)
+    if val_normal is None:
+        raise ValueError(f"threshold {config.threshold!r} needs labelled data")
+    if config.threshold == "f1_optimal":
+        return calibration.f1_optimal(val, ~val_normal)
+    held_out_normal = val[val_normal]
+    if config.threshold == "fpr_quantile":
+        return calibration.fpr_quantile(held_out_normal, **params)
+    return calibration.pot(held_out_normal, **params)
+
+
+def print_epoch(epoch: int, loss: float, val_loss: float | None) -> None:
+    val = "" if val_loss is None else f"  val_loss {val_loss:.5f}"
+    print(f"epoch {epoch:4d}  loss {loss:.5f}{val}", file=sys.stderr, flush=True)
+
+
+def train(
+    dataset: WindowDataset,
+    config: TrainConfig,
+    seed: int = 0,
+    name: str = "tsad-model",
+    on_epoch: EpochCallback | None = print_epoch,
+) -> TrainResult:
+    torch.set_num_threads(max(1, torch.get_num_threads()))
+    labels = dataset.is_normal if dataset.is_normal is not None else np.ones(len(dataset), dtype=bool)
+    split = make_split(len(dataset), config, seed)
+    x = dataset.windows
+    # Fitted on every training window, normal or not, as the reference recipe does.
+    scaler = Scaler.fit(config.scaler, x[split.fit])
+    fit_normal = scaler.transform(x[split.fit][labels[split.fit]])
+    val_all = scaler.transform(x[split.val])
+    val_normal_x = val_all[labels[split.val]]
+    if len(fit_normal) == 0:
+        raise ValueError(f"{dataset.source}: no normal windows in the training split")
+
+    architecture = {**config.architecture, "window": dataset.window}
+    model = build_model(architecture)
+    history = fit(model, fit_normal, val_normal_x if len(val_normal_x) else None, config, seed, on_epoch)
+
+    score = lambda a: mean_abs_error(model, torch.from_numpy(a))  # noqa: E731
+    scores = {"fit_normal": score(fit_normal), "val": score(val_all) if len(val_all) else np.zeros(0),
+              "test": score(scaler.transform(x[split.test]))}
+    val_labels = labels[split.val] if dataset.is_normal is not None and len(split.val) else None
+    threshold = calibrate(config, scores["fit_normal"], scores["val"], val_labels)
+
+    metrics: dict[str, Any] = {"train_seconds": round(history.seconds, 2), "epochs_run": len(history.train_loss),
+                               "best_epoch": history.best_epoch}
+    if dataset.is_normal is not None:
+        metrics["test"] = evaluate_scores(scores["test"], labels[split.test], threshold)
+    training = {
+        "preset": config.preset,
+        "config": config.to_dict(),
+        "seed": seed,
+        "data": {"source": dataset.source, "sha256": dataset.sha256, "layout": dataset.layout,
+                 "windows": len(dataset), "fit": len(split.fit), "validation": len(split.val),
+                 "test": len(split.test)},
+        "history": {"train_loss": history.train_loss, "val_loss": history.val_loss},
+    }
+    bundle = ModelBundle.from_model(model, name=name, architecture=architecture, scaler=scaler,
+                                    threshold=threshold, metrics=metrics, training=training)
+    return TrainResult(bundle, history, split, dataset, scores, metrics)

@@ -1,0 +1,92 @@
+"""Training presets: the reference recipe (`seed`), the better default, and the model variants.
+
+A preset is a frozen `TrainConfig`; the CLI can override single fields (`--epochs`, `--threshold` …).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any
+
+from detector.threshold import THRESHOLD_METHODS
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    preset: str
+    architecture: dict[str, Any]  # as for detector.model.build_model, without "window" (taken from the data)
+    scaler: str = "global_minmax"
+    epochs: int = 20
+    batch_size: int = 512
+    learning_rate: float = 1e-3
+    weight_decay: float = 0.0  # L2 penalty through the optimiser
+    noise_std: float = 0.0  # Gaussian input noise (scaled units) for denoising training
+    validation_fraction: float = 0.0  # of the training split, for early stopping and calibration
+    patience: int = 0  # epochs without validation improvement before stopping; 0 = train all epochs
+    threshold: str = "mean_std"
+    threshold_params: dict[str, Any] = field(default_factory=dict)
+    test_size: float = 0.2
+    split_seed: int = 21  # the reference split: train_test_split(test_size=0.2, random_state=21)
+
+    def __post_init__(self) -> None:
+        if self.threshold not in THRESHOLD_METHODS:
+            raise ValueError(f"threshold must be one of {list(THRESHOLD_METHODS)}, got {self.threshold!r}")
+        if self.epochs < 1 or self.batch_size < 1:
+            raise ValueError("epochs and batch_size must be positive")
+        if not 0.0 <= self.validation_fraction < 1.0:
+            raise ValueError(f"validation_fraction must be in [0, 1), got {self.validation_fraction}")
+        if self.threshold in ("f1_optimal", "fpr_quantile", "pot") and self.validation_fraction == 0.0:
+            raise ValueError(f"threshold {self.threshold!r} calibrates on a validation split: "
+                             "set validation_fraction > 0")
+
+    def replace(self, **changes: Any) -> TrainConfig:
+        return dataclasses.replace(self, **changes)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+_SEED_DENSE = {"kind": "dense", "hidden": [32, 16, 8], "activation": "relu", "output_activation": "sigmoid"}
+
+# The reference recipe, exactly: global min-max scaling fitted on the training split, Dense 140-32-16-8 / 8-16-32-140
+# (ReLU, sigmoid out), MAE, Adam, 20 epochs, batch 512, threshold = mean + 1 std of the training MAE.
+SEED = TrainConfig(preset="seed", architecture=_SEED_DENSE)
+
+# The default: same model family, trained to convergence on smaller batches with early stopping on a held-out
+# 20% of the training split, and the threshold set F1-optimally on that split (docs/accuracy.md has the numbers).
+DEFAULT = TrainConfig(
+    preset="default",
+    architecture=_SEED_DENSE,
+    epochs=200,
+    batch_size=32,
+    validation_fraction=0.2,
+    patience=40,
+    threshold="f1_optimal",
+)
+
+PRESETS: dict[str, TrainConfig] = {
+    "seed": SEED,
+    "default": DEFAULT,
+    "denoising": DEFAULT.replace(preset="denoising", noise_std=0.02),
+    "deep": DEFAULT.replace(
+        preset="deep",
+        architecture={"kind": "dense", "hidden": [128, 64, 32, 16], "activation": "elu",
+                      "output_activation": "sigmoid"},
+        weight_decay=1e-5,
+    ),
+    "linear": DEFAULT.replace(preset="linear", architecture={"kind": "linear", "code": 8}),
+    "conv": DEFAULT.replace(
+        preset="conv",
+        architecture={"kind": "conv", "channels": [16, 32], "code": 16, "kernel": 7},
+        epochs=60,
+        patience=15,
+    ),
+}
+
+
+def get_preset(name: str) -> TrainConfig:
+    try:
+        return PRESETS[name]
+    except KeyError:
+        raise ValueError(f"unknown preset {name!r}; choose from {sorted(PRESETS)}") from None
