@@ -80,7 +80,7 @@ def pot(normal_scores: np.ndarray, risk: float = 1e-3, initial_quantile: float =
         )
     shape, _, scale = genpareto.fit(excesses, floc=0.0)
     ratio = risk * s.size / excesses.size
-    if abs(shape) < 1e-6:
+    if abs(shape) < 1e-6:  # noqa: SIM108 -- exponential tail: the shape → 0 limit of the formula below
         value = t - scale * np.log(ratio)
     else:
         value = t + (scale / shape) * (ratio ** (-shape) - 1.0)

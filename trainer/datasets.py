@@ -18,9 +18,11 @@ import os
 import shutil
 import sys
 import tempfile
+import urllib.parse
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TextIO
 
 import numpy as np
 import pandas as pd
@@ -84,7 +86,7 @@ def sha256_bytes_of(path: Path) -> str:
     return digest.hexdigest()
 
 
-def _open_text(path: Path):  # type: ignore[no-untyped-def]
+def _open_text(path: Path) -> TextIO:
     return gzip.open(path, "rt") if path.suffix == ".gz" else path.open("r")
 
 
@@ -209,7 +211,7 @@ def fetch_cached(url: str, sha256: str | None, cache_dir: Path | None = None, na
     """Download `url` once into the cache; verify its sha256 on download and on every reuse."""
     cache = cache_dir or default_cache_dir()
     cache.mkdir(parents=True, exist_ok=True)
-    target = cache / (name or Path(urllib.request.urlparse(url).path).name or "download")
+    target = cache / (name or Path(urllib.parse.urlparse(url).path).name or "download")
     if target.is_file():
         if sha256 is None or sha256_bytes_of(target) == sha256:
             return target

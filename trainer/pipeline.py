@@ -18,7 +18,7 @@ from trainer import calibration
 from trainer.datasets import WindowDataset
 from trainer.evaluation import evaluate_scores
 from trainer.presets import TrainConfig
-from trainer.training import EpochCallback, History, fit, mean_abs_error
+from trainer.training import EpochCallback, History, fit, mean_abs_error, seed_everything
 
 
 @dataclass(frozen=True)
@@ -77,7 +77,6 @@ def train(
     name: str = "tsad-model",
     on_epoch: EpochCallback | None = print_epoch,
 ) -> TrainResult:
-    torch.set_num_threads(max(1, torch.get_num_threads()))
     labels = dataset.is_normal if dataset.is_normal is not None else np.ones(len(dataset), dtype=bool)
     split = make_split(len(dataset), config, seed)
     x = dataset.windows
@@ -90,6 +89,7 @@ def train(
         raise ValueError(f"{dataset.source}: no normal windows in the training split")
 
     architecture = {**config.architecture, "window": dataset.window}
+    seed_everything(seed)  # before the weights are initialised
     model = build_model(architecture)
     history = fit(model, fit_normal, val_normal_x if len(val_normal_x) else None, config, seed, on_epoch)
 

@@ -11,9 +11,9 @@ from typing import Any
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-from sklearn.metrics import roc_curve  # noqa: E402
+import matplotlib.pyplot as plt
+import numpy as np
+from sklearn.metrics import roc_curve
 
 
 @dataclass
@@ -57,7 +57,7 @@ def _plots(data: ReportData, out: Path) -> list[tuple[str, str]]:
     images.append(("Training loss with the threshold", _save(fig, out / "train_loss_hist.png")))
 
     fig, ax = plt.subplots(figsize=(6, 3.5))
-    bins = np.histogram_bin_edges(data.test_scores, bins=60)
+    bins = np.histogram_bin_edges(data.test_scores, bins=60).tolist()
     ax.hist(data.test_scores[data.test_is_normal], bins=bins, alpha=0.6, label="normal")
     ax.hist(data.test_scores[~data.test_is_normal], bins=bins, alpha=0.6, label="anomalous")
     ax.axvline(data.threshold, color="tab:red", linestyle="--", label="threshold")

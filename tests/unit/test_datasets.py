@@ -64,7 +64,7 @@ def test_explicit_layout_overrides_detection(tmp_path: Path) -> None:
     path = _write(tmp_path / "x.csv", _rows(False, CLASSES))
     ds = load_ecg5000(path, layout="ucr-last")
     assert ds.layout == "ucr-last"
-    with pytest.raises(DatasetError, match="label .* is not one of"):
+    with pytest.raises(DatasetError, match=r"label .* is not one of"):
         load_ecg5000(path, layout="tf")
 
 
