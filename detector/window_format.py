@@ -1,0 +1,159 @@
+"""The window message formats on Kafka, and their decoding with validation (docs/formats.md is the schema).
+
+- `json`: `{"id"?: str, "source"?: str, "ts"?: number (epoch seconds), "values": [window numbers], "label"?: 0|1}`
+- `f32`: exactly `window` little-endian float32 (560 bytes for 140); the source travels in the Kafka key.
+
+Decoding never raises anything but `InvalidWindow`, whose `reason` is a short stable code (a metric label and a
+dead-letter header).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+FORMATS = ("json", "f32", "auto")
+REASONS = (
+    "empty",
+    "oversized",
+    "bad_encoding",
+    "not_json",
+    "not_object",
+    "missing_values",
+    "values_not_list",
+    "wrong_length",
+    "non_numeric",
+    "non_finite",
+    "out_of_range",
+    "bad_field",
+)
+F32 = np.dtype("<f4")
+# Values beyond float32's range cannot be scored; reject them rather than overflow to inf.
+MAX_ABS_VALUE = float(np.finfo(np.float32).max)
+
+
+class InvalidWindow(ValueError):
+    def __init__(self, reason: str, detail: str) -> None:
+        super().__init__(f"{reason}: {detail}")
+        self.reason = reason
+        self.detail = detail
+
+
+@dataclass(frozen=True)
+class DecodedWindow:
+    values: np.ndarray  # [window] float32
+    id: str | None = None
+    source: str | None = None
+    ts: float | None = None
+    label: int | None = None
+
+
+def encode_json(values: np.ndarray | list[float], *, id: str | None = None, source: str | None = None,
+                ts: float | None = None, label: int | None = None, decimals: int | None = 6) -> bytes:
+    body: dict[str, Any] = {}
+    if id is not None:
+        body["id"] = id
+    if source is not None:
+        body["source"] = source
+    if ts is not None:
+        body["ts"] = ts
+    arr = np.asarray(values, dtype=np.float64)
+    body["values"] = (np.round(arr, decimals) if decimals is not None else arr).tolist()
+    if label is not None:
+        body["label"] = int(label)
+    return json.dumps(body, separators=(",", ":")).encode()
+
+
+def encode_f32(values: np.ndarray | list[float]) -> bytes:
+    return np.ascontiguousarray(values, dtype=F32).tobytes()
+
+
+class WindowDecoder:
+    """Decodes and validates one message at a time; `fmt='auto'` picks JSON for payloads starting with '{'."""
+
+    def __init__(self, window: int = 140, fmt: str = "auto", max_bytes: int = 65536) -> None:
+        if fmt not in FORMATS:
+            raise ValueError(f"window format must be one of {list(FORMATS)}, got {fmt!r}")
+        self.window = window
+        self.fmt = fmt
+        self.max_bytes = max_bytes
+
+    def decode(self, payload: bytes | None) -> DecodedWindow:
+        if not payload:
+            raise InvalidWindow("empty", "message has no value")
+        if len(payload) > self.max_bytes:
+            raise InvalidWindow("oversized", f"{len(payload)} bytes > limit {self.max_bytes}")
+        fmt = self.fmt
+        if fmt == "auto":
+            fmt = "json" if payload[:1] in (b"{", b" ", b"\n", b"[") else "f32"
+        return self._decode_json(payload) if fmt == "json" else self._decode_f32(payload)
+
+    def _decode_f32(self, payload: bytes) -> DecodedWindow:
+        expected = self.window * F32.itemsize
+        if len(payload) != expected:
+            raise InvalidWindow("wrong_length", f"f32 payload of {len(payload)} bytes, expected {expected}")
+        values = np.frombuffer(payload, dtype=F32)
+        if not np.all(np.isfinite(values)):
+            raise InvalidWindow("non_finite", f"NaN or Inf at index {int(np.argmin(np.isfinite(values)))}")
+        return DecodedWindow(values)
+
+    def _decode_json(self, payload: bytes) -> DecodedWindow:
+        try:
+            body = json.loads(payload)
+        except UnicodeDecodeError as exc:
+            raise InvalidWindow("bad_encoding", f"not UTF-8: {exc.reason}") from None
+        except (json.JSONDecodeError, RecursionError) as exc:
+            raise InvalidWindow("not_json", str(exc)[:200]) from None
+        if not isinstance(body, dict):
+            raise InvalidWindow("not_object", f"top level is {type(body).__name__}, expected an object")
+        if "values" not in body:
+            raise InvalidWindow("missing_values", "no 'values' field")
+        raw = body["values"]
+        if not isinstance(raw, list):
+            raise InvalidWindow("values_not_list", f"'values' is {type(raw).__name__}, expected a list")
+        if len(raw) != self.window:
+            raise InvalidWindow("wrong_length", f"{len(raw)} values, expected {self.window}")
+        for i, v in enumerate(raw):
+            # bool is an int subclass in Python, but true/false are not samples.
+            if isinstance(v, bool) or not isinstance(v, (int, float)):
+                raise InvalidWindow("non_numeric", f"values[{i}] is {type(v).__name__}")
+            if isinstance(v, float) and not math.isfinite(v):
+                raise InvalidWindow("non_finite", f"values[{i}] is {v}")
+            if abs(v) > MAX_ABS_VALUE:
+                raise InvalidWindow("out_of_range", f"values[{i}] exceeds the float32 range")
+        return DecodedWindow(
+            np.asarray(raw, dtype=np.float32),
+            id=_optional(body, "id", str),
+            source=_optional(body, "source", str),
+            ts=_optional_ts(body),
+            label=_optional_label(body),
+        )
+
+
+def _optional(body: dict[str, Any], key: str, kind: type) -> Any:
+    value = body.get(key)
+    if value is not None and not isinstance(value, kind):
+        raise InvalidWindow("bad_field", f"'{key}' is {type(value).__name__}, expected {kind.__name__}")
+    return value
+
+
+def _optional_ts(body: dict[str, Any]) -> float | None:
+    ts = body.get("ts")
+    if ts is None:
+        return None
+    if isinstance(ts, bool) or not isinstance(ts, (int, float)) or not math.isfinite(ts):
+        raise InvalidWindow("bad_field", "'ts' must be a finite number of seconds since the epoch")
+    return float(ts)
+
+
+def _optional_label(body: dict[str, Any]) -> int | None:
+    label = body.get("label")
+    if label is None:
+        return None
+    if label not in (0, 1) or isinstance(label, bool):
+        raise InvalidWindow("bad_field", "'label' must be 0 or 1")
+    return int(label)
