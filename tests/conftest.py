@@ -27,3 +27,34 @@ def sine_windows() -> np.ndarray:
     t = np.linspace(0, 4 * np.pi, 140)
     phase = rng.uniform(0, 2 * np.pi, size=(600, 1))
     return (np.sin(t + phase) + 0.05 * rng.normal(size=(600, 140))).astype(np.float32)
+
+
+@pytest.fixture(scope="session")
+def kafka(tmp_path_factory: pytest.TempPathFactory):
+    """One real Apache Kafka broker for the whole test run (skipped without Java/Maven, unless CI requires it)."""
+    from sample_streams.local_kafka import KafkaLauncherError, LocalKafka
+
+    broker = LocalKafka(work_dir=tmp_path_factory.mktemp("kafka"))
+    try:
+        broker.start()
+    except KafkaLauncherError as exc:
+        if os.environ.get("TSAD_REQUIRE_KAFKA") == "1":
+            pytest.fail(f"the local Kafka broker is required here but could not start: {exc}")
+        pytest.skip(f"no local Kafka broker: {exc}")
+    yield broker
+    broker.stop()
+
+
+@pytest.fixture
+def new_topic(kafka):
+    """Factory: a fresh, uniquely named topic with `partitions` partitions on the session broker."""
+    import uuid
+
+    from sample_streams.topics import ensure_topics
+
+    def make(prefix: str = "t", partitions: int = 1) -> str:
+        name = f"{prefix}-{uuid.uuid4().hex[:10]}"
+        ensure_topics(kafka.bootstrap, {name: partitions})
+        return name
+
+    return make

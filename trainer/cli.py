@@ -127,17 +127,21 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--json", action="store_true")
     e.set_defaults(func=cmd_evaluate)
 
+    from sample_streams.cli import register as register_streams
+
+    register_streams(sub)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     from detector.bundle import BundleError
+    from sample_streams.local_kafka import KafkaLauncherError
     from trainer.datasets import DatasetError
 
     try:
         return int(args.func(args))
-    except (DatasetError, BundleError, ValueError) as exc:
+    except (DatasetError, BundleError, KafkaLauncherError, ValueError) as exc:
         print(f"tsad {args.command}: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

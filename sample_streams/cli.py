@@ -1,0 +1,94 @@
+"""`tsad generate`, `tsad replay` and `tsad kafka` subcommands."""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import sys
+import threading
+from pathlib import Path
+from typing import Any
+
+
+def cmd_generate(args: argparse.Namespace) -> int:
+    from sample_streams.files import write_f32, write_jsonl
+    from sample_streams.generator import generate
+
+    records = generate(args.n, kind=args.kind, anomaly_rate=args.anomaly_rate, seed=args.seed)
+    out = Path(args.out)
+    n = write_f32(records, out) if out.suffix == ".f32" else write_jsonl(records, out)
+    print(f"tsad generate: {n} windows written to {out}", file=sys.stderr)
+    return 0
+
+
+def cmd_replay(args: argparse.Namespace) -> int:
+    from kafka import KafkaProducer
+
+    from sample_streams.replay import print_progress, replay
+    from sample_streams.sources import open_source
+    from sample_streams.topics import ensure_topics
+
+    records = open_source(args.file, args.generate, args.kind, args.seed, args.ecg_test, args.data)
+    if args.partitions:
+        ensure_topics(args.bootstrap, {args.topic: args.partitions})
+    producer = KafkaProducer(bootstrap_servers=args.bootstrap, linger_ms=5, acks="all")
+    try:
+        stats = replay(records, producer, args.topic, args.format, args.rate, args.limit, print_progress)
+    finally:
+        producer.close()
+    print(f"\rtsad replay: {stats.sent} windows to {args.topic} in {stats.seconds:.1f} s "
+          f"({stats.rate:.0f}/s)", file=sys.stderr)
+    return 0
+
+
+def cmd_kafka(args: argparse.Namespace) -> int:
+    from sample_streams.local_kafka import LocalKafka, ensure_jars
+
+    if args.action == "fetch":
+        print(ensure_jars())
+        return 0
+    kafka = LocalKafka(work_dir=args.dir, port=args.port)
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    kafka.start()
+    print(f"tsad kafka: broker {kafka.version} ready at {kafka.bootstrap} in {kafka.start_seconds:.1f} s "
+          f"(data in {kafka.log_dir}); Ctrl-C stops it", file=sys.stderr)
+    print(kafka.bootstrap, flush=True)
+    while not stop.wait(1.0):
+        if not kafka.running:
+            print("tsad kafka: the broker exited; see " + str(kafka.server_log), file=sys.stderr)
+            return 1
+    kafka.stop() if args.dir else kafka.cleanup()
+    return 0
+
+
+def register(sub: Any) -> None:
+    g = sub.add_parser("generate", help="write a synthetic labelled stream (.jsonl or .f32)")
+    g.add_argument("--n", type=int, default=1000)
+    g.add_argument("--kind", default="ecg", help="ecg | sensor | mixed")
+    g.add_argument("--anomaly-rate", dest="anomaly_rate", type=float, default=0.1)
+    g.add_argument("--seed", type=int, default=0)
+    g.add_argument("--out", required=True)
+    g.set_defaults(func=cmd_generate)
+
+    r = sub.add_parser("replay", help="produce a stream into a Kafka topic at a given rate")
+    r.add_argument("--bootstrap", required=True, help="host:port of a broker")
+    r.add_argument("--topic", required=True)
+    r.add_argument("--file", help="a .jsonl or .f32 stream file (e.g. sample_streams/data/ecg_stream.jsonl)")
+    r.add_argument("--generate", type=int, help="generate N windows instead of reading a file")
+    r.add_argument("--kind", default="ecg", help="with --generate: ecg | sensor | mixed")
+    r.add_argument("--seed", type=int, default=0)
+    r.add_argument("--ecg-test", dest="ecg_test", action="store_true", help="the ECG5000 reference test split")
+    r.add_argument("--data", help="with --ecg-test: ECG5000 path or URL (default $TSAD_ECG5000 / download)")
+    r.add_argument("--format", default="json", help="json | f32 (default json)")
+    r.add_argument("--rate", type=float, default=0.0, help="windows per second; 0 = as fast as possible")
+    r.add_argument("--limit", type=int, help="stop after N windows")
+    r.add_argument("--partitions", type=int, help="create the topic with N partitions if it does not exist")
+    r.set_defaults(func=cmd_replay)
+
+    k = sub.add_parser("kafka", help="run a local single-node Apache Kafka broker (Java 17 + Maven)")
+    k.add_argument("action", choices=["start", "fetch"], help="start: run until Ctrl-C; fetch: only get the jars")
+    k.add_argument("--dir", help="work/log directory to keep (default: a temporary one, removed on stop)")
+    k.add_argument("--port", type=int, help="listener port (default: a free one)")
+    k.set_defaults(func=cmd_kafka)
