@@ -13,6 +13,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from detector.events import segment_ids
 from detector.scaler import Scaler
 
 
@@ -78,3 +79,43 @@ class Scorer:
     def score(self, x: np.ndarray) -> ScoreResult:
         scores, errors = self.score_tensor(self._to_device(x))
         return ScoreResult(scores.cpu().numpy(), errors.cpu().numpy())
+
+
+class BatchScorer:
+    """The worker's scoring path: a reusable (pinned, on CUDA) host staging buffer, a non-blocking copy to the
+    device, scores and per-segment error shares computed there, and one small copy back."""
+
+    def __init__(self, scorer: Scorer, max_batch: int, segments: int) -> None:
+        self.scorer = scorer
+        self.max_batch = max_batch
+        self.segments = segments
+        device = scorer.device
+        self._host = torch.empty((max_batch, scorer.window), dtype=torch.float32,
+                                 pin_memory=device.type == "cuda")
+        self._host_np = self._host.numpy()
+        self._segment_ids = torch.from_numpy(segment_ids(scorer.window, segments)).to(device)
+
+    @property
+    def device(self) -> torch.device:
+        return self.scorer.device
+
+    @torch.inference_mode()
+    def score(self, windows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(scores [n], segment error shares [n, segments]) for raw windows [n, window], n <= max_batch."""
+        n = len(windows)
+        self._host_np[:n] = windows
+        x = self._host[:n].to(self.device, non_blocking=True)
+        scores, errors = self.scorer.score_tensor(x)
+        per_segment = torch.zeros((n, self.segments), device=self.device).index_add_(1, self._segment_ids, errors)
+        shares = per_segment / per_segment.sum(dim=1, keepdim=True).clamp_min(1e-12)
+        out = torch.cat([scores[:, None], shares], dim=1).cpu().numpy()
+        return out[:, 0], out[:, 1:]
+
+    def warm_up(self, batches: int) -> None:
+        """Run a few batches of every size class so the first real batch pays no allocation or kernel set-up."""
+        rng = np.random.default_rng(0)
+        for size in sorted({1, max(1, self.max_batch // 4), self.max_batch}):
+            for _ in range(batches):
+                self.score(rng.normal(size=(size, self.scorer.window)).astype(np.float32))
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)

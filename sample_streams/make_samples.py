@@ -1,4 +1,7 @@
-"""Regenerate the committed sample files in sample_streams/data (deterministic): `python -m sample_streams.make_samples`."""
+"""Regenerate the committed sample files in sample_streams/data, deterministically.
+
+    python -m sample_streams.make_samples
+"""
 
 from __future__ import annotations
 

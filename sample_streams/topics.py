@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import time
 
 from kafka import KafkaAdminClient
@@ -16,10 +17,8 @@ def ensure_topics(bootstrap: str, topics: dict[str, int], timeout: float = 30.0,
         existing = set(admin.list_topics())
         new = [NewTopic(name, partitions, 1) for name, partitions in topics.items() if name not in existing]
         if new:
-            try:
+            with contextlib.suppress(TopicAlreadyExistsError):
                 admin.create_topics(new)
-            except TopicAlreadyExistsError:
-                pass
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             described = admin.describe_topics(list(topics))

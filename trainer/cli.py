@@ -127,8 +127,10 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--json", action="store_true")
     e.set_defaults(func=cmd_evaluate)
 
+    from detector.cli import register as register_serve
     from sample_streams.cli import register as register_streams
 
+    register_serve(sub)
     register_streams(sub)
     return parser
 

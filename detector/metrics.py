@@ -1,0 +1,51 @@
+"""Every Prometheus metric the worker exports (prefix `tsad_`), registered on an injected registry."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info
+
+SCORE_BUCKETS = (0.005, 0.01, 0.015, 0.02, 0.025, 0.03, 0.04, 0.05, 0.075, 0.1, 0.15, 0.2, 0.3, 0.5, 1.0, 2.0)
+BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 2048, 4096)
+SECONDS_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+
+
+class WorkerMetrics:
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.registry = registry
+        self.consumed = Counter("tsad_windows_consumed", "Input messages consumed", ["topic"], registry=registry)
+        self.scored = Counter("tsad_windows_scored", "Windows scored", registry=registry)
+        self.invalid = Counter("tsad_windows_invalid", "Malformed input messages sent to the dead-letter topic",
+                               ["reason"], registry=registry)
+        self.anomalies = Counter("tsad_anomalies", "Windows scored above the threshold", ["source"],
+                                 registry=registry)
+        self.published = Counter("tsad_events_published", "Output records acknowledged by Kafka", ["kind"],
+                                 registry=registry)
+        self.publish_failures = Counter("tsad_publish_failures", "Output sends that failed and were retried",
+                                        ["kind"], registry=registry)
+        self.score = Histogram("tsad_score", "Anomaly score (reconstruction MAE) per window",
+                               buckets=SCORE_BUCKETS, registry=registry)
+        self.threshold = Gauge("tsad_threshold", "Current anomaly threshold", registry=registry)
+        self.batch_size = Histogram("tsad_batch_size", "Windows per scoring batch", buckets=BATCH_BUCKETS,
+                                    registry=registry)
+        self.inference_seconds = Histogram("tsad_inference_seconds", "Scoring time per batch (copy in, model, "
+                                           "copy out)", buckets=SECONDS_BUCKETS, registry=registry)
+        self.end_to_end_seconds = Histogram("tsad_end_to_end_latency_seconds", "Kafka timestamp of the input "
+                                            "to the broker's acknowledgement of its output",
+                                            buckets=SECONDS_BUCKETS, registry=registry)
+        self.lag = Gauge("tsad_consumer_lag", "Messages behind the partition end", ["topic", "partition"],
+                         registry=registry)
+        self.commits = Counter("tsad_commits", "Offset commits", registry=registry)
+        self.commit_failures = Counter("tsad_commit_failures", "Offset commits that failed", registry=registry)
+        self.paused_partitions = Gauge("tsad_paused_partitions", "Partitions paused for backpressure",
+                                       registry=registry)
+        self.in_flight = Gauge("tsad_windows_in_flight", "Windows consumed and not yet safe to commit",
+                               registry=registry)
+        self.model_info = Info("tsad_model", "Model in use", registry=registry)
+        self.model_created = Gauge("tsad_model_created_timestamp_seconds", "Creation time of the model bundle",
+                                  registry=registry)
+        self.last_poll = Gauge("tsad_last_successful_poll_timestamp_seconds", "Unix time of the last poll",
+                               registry=registry)
+        self.ready = Gauge("tsad_ready", "1 when the worker is ready (model warm, broker reachable, partitions "
+                           "assigned)", registry=registry)
+        self.assigned_partitions = Gauge("tsad_assigned_partitions", "Input partitions assigned",
+                                         registry=registry)

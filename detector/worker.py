@@ -1,0 +1,264 @@
+"""The worker loop: poll → decode/validate → micro-batch → score → decide → publish → commit when safe.
+
+Everything outside is injected (source, sink, scorer, metrics, health, clocks), so the loop runs unchanged on
+Kafka and on in-memory fakes. Output acknowledgements arrive on the producer's thread and are handed to the loop
+through a queue; all bookkeeping happens on the loop's thread.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import logging
+import queue
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from typing import Protocol
+
+import numpy as np
+from kafka.errors import KafkaError
+
+from detector.batching import Batch, MicroBatcher
+from detector.config import Config
+from detector.error_policy import ErrorPolicy
+from detector.events import build_record, encode_record, segment_bounds, source_of, top_segments
+from detector.health import Health
+from detector.io import InputMessage, OutputRecord, Sink, Source, TopicPartition
+from detector.metrics import WorkerMetrics
+from detector.offsets import OffsetTracker
+from detector.threshold import Threshold
+from detector.window_format import InvalidWindow, WindowDecoder
+
+log = logging.getLogger("tsad.worker")
+RETRY_BACKOFF_S = 0.5
+
+
+class BatchScoring(Protocol):
+    def score(self, windows: np.ndarray) -> tuple[np.ndarray, np.ndarray]: ...
+
+
+class Worker:
+    def __init__(self, *, config: Config, source: Source, sink: Sink, scorer: BatchScoring, threshold: Threshold,
+                 model: dict[str, str], window: int, metrics: WorkerMetrics, health: Health,
+                 clock: Callable[[], float] = time.monotonic, wall: Callable[[], float] = time.time) -> None:
+        self.cfg = config
+        self.source, self.sink, self.scorer = source, sink, scorer
+        self.threshold, self.model = threshold, model
+        self.metrics, self.health = metrics, health
+        self.clock, self.wall = clock, wall
+        self.decoder = WindowDecoder(window, config.input.format, config.input.max_message_bytes)
+        self.batcher = MicroBatcher(window, config.batch.max_size, config.batch.max_wait_ms / 1000.0, clock)
+        self.tracker = OffsetTracker()
+        self.policy = ErrorPolicy(config.topics.dead_letter, metrics, clock)
+        self.bounds = segment_bounds(window, config.events.segments)
+        self._done: queue.SimpleQueue[tuple[OutputRecord, Exception | None, float]] = queue.SimpleQueue()
+        self._retry: deque[tuple[float, OutputRecord]] = deque()
+        self._committed: dict[TopicPartition, int] = {}
+        self._last_commit = clock()
+        self._last_periodic = -float("inf")
+        self._paused = False
+        self._consumed = metrics.consumed.labels(topic=config.topics.input)
+        metrics.threshold.set(threshold.value)
+
+    # ---- the loop ---------------------------------------------------------------------------------------------
+    def run(self, stop: threading.Event) -> None:
+        log.info("worker started: input %s, events %s", self.cfg.topics.input, self.cfg.topics.events)
+        while not stop.is_set():
+            try:
+                self.step()
+            except KafkaError as exc:  # transient broker trouble: keep the process, retry the loop
+                log.warning("kafka error in the main loop, retrying: %s", exc)
+                self.health.broker_connected = False
+                stop.wait(1.0)
+        self.drain(self.clock() + self.cfg.worker.shutdown_timeout_s)
+
+    def step(self) -> None:
+        self._drain_completions()
+        self._retry_failed()
+        self._backpressure()
+        room = max(1, self.cfg.batch.max_in_flight - self.tracker.in_flight)
+        timeout = self.batcher.time_left() if len(self.batcher) else self.cfg.worker.poll_timeout_ms / 1000.0
+        messages = self.source.poll(timeout, min(room, self.cfg.worker.max_poll_records))
+        self.metrics.last_poll.set(self.wall())
+        if messages:
+            self.health.broker_connected = True
+        for message in messages:
+            self._ingest(message)
+        if self.batcher.ready():
+            self._process(self.batcher.take())
+        self._drain_completions()
+        self._maybe_commit()
+        self._periodic()
+        self.health.loop_ran()
+
+    def drain(self, deadline: float) -> None:
+        """Stop taking input; score what is buffered; wait for every output; commit. Called on shutdown."""
+        self.health.stopping = True
+        if len(self.batcher):
+            self._process(self.batcher.take())
+        while self.tracker.in_flight and self.clock() < deadline:
+            self.sink.flush(max(0.05, min(1.0, deadline - self.clock())))
+            self._drain_completions()
+            self._retry_failed()
+            if self.tracker.in_flight and self._retry:
+                time.sleep(0.05)
+        self._maybe_commit(force=True)
+        if self.tracker.in_flight:
+            log.warning("shutdown deadline reached with %d windows not yet safe; they will be re-read",
+                        self.tracker.in_flight)
+
+    # ---- input ------------------------------------------------------------------------------------------------
+    def _ingest(self, message: InputMessage) -> None:
+        self._consumed.inc()
+        self.tracker.begin(message.tp, message.offset, message.timestamp_ms)
+        try:
+            window = self.decoder.decode(message.value)
+        except InvalidWindow as error:
+            self._emit(self.policy.invalid_input(message, error))
+            self._release(message.tp, message.offset)
+            return
+        if window.id is None:
+            header_id = dict(message.headers).get("tsad-id")
+            if header_id:
+                window = dataclasses.replace(window, id=header_id.decode("utf-8", errors="replace"))
+        self.batcher.add(window, message.ref())
+        if self.batcher.full:
+            self._process(self.batcher.take())
+
+    # ---- scoring and deciding ---------------------------------------------------------------------------------
+    def _process(self, batch: Batch) -> None:
+        started = self.clock()
+        scores, shares = self.scorer.score(batch.windows)
+        self.metrics.inference_seconds.observe(self.clock() - started)
+        self.metrics.batch_size.observe(len(batch))
+        self.metrics.scored.inc(len(batch))
+        anomalous = self.threshold.is_anomaly(scores)
+        detected_at = self.wall()
+        events, scores_topic = self.cfg.topics.events, self.cfg.topics.scores
+        for i, (ref, window) in enumerate(zip(batch.refs, batch.decoded, strict=True)):
+            score = float(scores[i])
+            self.metrics.score.observe(score)
+            is_anomaly = bool(anomalous[i])
+            if is_anomaly or scores_topic:
+                source = source_of(ref, window)
+                segments = top_segments(shares[i], self.bounds, self.cfg.events.top_segments) if is_anomaly else None
+                value = encode_record(build_record(
+                    ref=ref, window=window, window_id=window.id, score=score, threshold=self.threshold.value,
+                    anomalous=is_anomaly, model=self.model, segments=segments, detected_at=detected_at))
+                key = source.encode()
+                if is_anomaly:
+                    self.metrics.anomalies.labels(source=source).inc()
+                    self._emit(OutputRecord("event", events, key, value, [], ref))
+                if scores_topic:
+                    self._emit(OutputRecord("score", scores_topic, key, value, [], ref))
+            self._release((ref.topic, ref.partition), ref.offset)
+
+    # ---- output -----------------------------------------------------------------------------------------------
+    def _emit(self, record: OutputRecord) -> None:
+        self.tracker.add_outputs((record.ref.topic, record.ref.partition), record.ref.offset)
+        self._dispatch(record)
+
+    def _dispatch(self, record: OutputRecord) -> None:
+        record.attempts += 1
+        self.sink.send(record, self._on_done)
+
+    def _on_done(self, record: OutputRecord, error: Exception | None) -> None:  # any thread
+        self._done.put((record, error, self.wall()))
+
+    def _drain_completions(self) -> None:
+        while True:
+            try:
+                record, error, at = self._done.get_nowait()
+            except queue.Empty:
+                return
+            if error is not None:
+                self.policy.publish_failed(record, error)
+                self._retry.append((self.clock() + RETRY_BACKOFF_S, record))
+                continue
+            self.metrics.published.labels(kind=record.kind).inc()
+            self._release((record.ref.topic, record.ref.partition), record.ref.offset, at)
+
+    def _retry_failed(self) -> None:
+        now = self.clock()
+        for _ in range(len(self._retry)):
+            due, record = self._retry[0]
+            if due > now:
+                break
+            self._retry.popleft()
+            if self.tracker.is_open((record.ref.topic, record.ref.partition), record.ref.offset):
+                self._dispatch(record)
+
+    def _release(self, tp: TopicPartition, offset: int, at: float | None = None) -> None:
+        timestamp_ms = self.tracker.release(tp, offset)
+        if timestamp_ms is not None and timestamp_ms >= 0:
+            self.metrics.end_to_end_seconds.observe(max(0.0, (at or self.wall()) - timestamp_ms / 1000.0))
+
+    # ---- flow control and commits -----------------------------------------------------------------------------
+    def _backpressure(self) -> None:
+        in_flight = self.tracker.in_flight
+        self.metrics.in_flight.set(in_flight)
+        limit = self.cfg.batch.max_in_flight
+        if not self._paused and in_flight >= limit:
+            assigned = self.source.assignment()
+            self.source.pause(assigned)
+            self._paused = True
+            self.metrics.paused_partitions.set(len(assigned))
+            log.info("backpressure: %d windows in flight, paused %d partitions", in_flight, len(assigned))
+        elif self._paused and in_flight <= limit // 2:
+            self.source.resume(self.source.assignment())
+            self._paused = False
+            self.metrics.paused_partitions.set(0)
+            log.info("backpressure released: %d windows in flight", in_flight)
+
+    def _maybe_commit(self, force: bool = False) -> None:
+        if not force and self.clock() - self._last_commit < self.cfg.worker.commit_interval_ms / 1000.0:
+            return
+        self._last_commit = self.clock()
+        assigned = self.source.assignment()
+        positions = {tp: pos for tp, pos in self.tracker.committable().items()
+                     if tp in assigned and self._committed.get(tp) != pos}
+        if not positions:
+            return
+        try:
+            self.source.commit(positions)
+        except Exception as exc:  # CommitFailedError on rebalance, broker away: retried at the next interval
+            self.policy.commit_failed(exc)
+            return
+        self._committed.update(positions)
+        self.metrics.commits.inc()
+
+    def _periodic(self) -> None:
+        now = self.clock()
+        if now - self._last_periodic < self.cfg.worker.lag_interval_s:
+            return
+        self._last_periodic = now
+        self.health.broker_connected = self.source.connected()
+        self.health.assigned_partitions = len(self.source.assignment())
+        self.metrics.assigned_partitions.set(self.health.assigned_partitions)
+        self.metrics.ready.set(1 if self.health.ready()[0] else 0)
+        for (topic, partition), lag in self.source.lag().items():
+            self.metrics.lag.labels(topic=topic, partition=str(partition)).set(lag)
+
+    # ---- rebalance (called from inside source.poll) -----------------------------------------------------------
+    def on_revoked(self, partitions: set[TopicPartition]) -> None:
+        if len(self.batcher):
+            self._process(self.batcher.take())
+        self.sink.flush(min(5.0, self.cfg.worker.shutdown_timeout_s))
+        self._drain_completions()
+        self._maybe_commit(force=True)
+        dropped = self.tracker.forget(partitions)
+        for tp in partitions:
+            self._committed.pop(tp, None)
+            with contextlib.suppress(KeyError):
+                self.metrics.lag.remove(tp[0], str(tp[1]))
+        log.info("partitions revoked: %s (%d unfinished windows left to the next owner)", sorted(partitions),
+                 dropped)
+
+    def on_assigned(self, partitions: set[TopicPartition]) -> None:
+        if self._paused and partitions:
+            self.source.pause(partitions)
+        self.health.assigned_partitions = len(self.source.assignment()) if partitions else 0
+        self.metrics.assigned_partitions.set(self.health.assigned_partitions)
+        log.info("partitions assigned: %s", sorted(partitions))
