@@ -96,7 +96,9 @@ class KafkaSource:
     def connected(self) -> bool:
         client = self.consumer._client
         try:
-            return any(client.connected(b.nodeId) for b in client.cluster.brokers())
+            # kafka-python 3 names it node_id, 2.x nodeId
+            return any(client.connected(getattr(b, "node_id", getattr(b, "nodeId", None)))
+                       for b in client.cluster.brokers())
         except Exception:  # diagnostics only: a broken client object is "not connected"
             return False
 

@@ -2,6 +2,7 @@
 
 - `json`: `{"id"?: str, "source"?: str, "ts"?: number (epoch seconds), "values": [window numbers], "label"?: 0|1}`
 - `f32`: exactly `window` little-endian float32 (560 bytes for 140); the source travels in the Kafka key.
+- `auto`: f32 for payloads of exactly the f32 size that are not a JSON object, JSON otherwise.
 
 Decoding never raises anything but `InvalidWindow`, whose `reason` is a short stable code (a metric label and a
 dead-letter header).
@@ -87,10 +88,30 @@ class WindowDecoder:
             raise InvalidWindow("empty", "message has no value")
         if len(payload) > self.max_bytes:
             raise InvalidWindow("oversized", f"{len(payload)} bytes > limit {self.max_bytes}")
-        fmt = self.fmt
-        if fmt == "auto":
-            fmt = "json" if payload[:1] in (b"{", b" ", b"\n", b"[") else "f32"
-        return self._decode_json(payload) if fmt == "json" else self._decode_f32(payload)
+        if self.fmt == "json":
+            return self._decode_json(payload)
+        if self.fmt == "f32":
+            return self._decode_f32(payload)
+        return self._decode_auto(payload)
+
+    def _decode_auto(self, payload: bytes) -> DecodedWindow:
+        """Any payload of exactly the f32 size is f32 unless it is a JSON object; anything else is JSON.
+
+        An f32 payload's first byte can be anything (even '{'), so the size decides first. Prefer a fixed format
+        in production; `auto` exists for mixed producers.
+        """
+        stripped = payload.strip()
+        if len(payload) != self.window * F32.itemsize:
+            if stripped[:1] in (b"{", b"["):
+                return self._decode_json(payload)
+            raise InvalidWindow("wrong_length", f"{len(payload)} bytes: neither JSON nor an f32 payload of "
+                                f"{self.window * F32.itemsize} bytes")
+        if stripped[:1] == b"{" and stripped[-1:] == b"}":
+            try:
+                return self._decode_json(payload)
+            except InvalidWindow:
+                pass
+        return self._decode_f32(payload)
 
     def _decode_f32(self, payload: bytes) -> DecodedWindow:
         expected = self.window * F32.itemsize

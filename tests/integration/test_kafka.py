@@ -10,7 +10,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from kafka import KafkaConsumer, KafkaProducer
+from kafka import KafkaProducer
+from kafka_helpers import read_topic
 
 from detector.window_format import WindowDecoder
 from sample_streams.generator import generate
@@ -18,19 +19,6 @@ from sample_streams.local_kafka import KafkaLauncherError, LocalKafka, ensure_ja
 from sample_streams.replay import replay
 
 pytestmark = pytest.mark.kafka
-
-
-def _consume(bootstrap: str, topic: str, n: int, timeout: float = 30.0) -> list:
-    consumer = KafkaConsumer(topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest",
-                             enable_auto_commit=False, consumer_timeout_ms=1000)
-    out: list = []
-    deadline = time.monotonic() + timeout
-    try:
-        while len(out) < n and time.monotonic() < deadline:
-            out.extend(consumer)
-    finally:
-        consumer.close()
-    return out
 
 
 def test_data_survives_a_restart_on_the_same_log_dir(kafka: LocalKafka, new_topic) -> None:
@@ -45,7 +33,7 @@ def test_data_survives_a_restart_on_the_same_log_dir(kafka: LocalKafka, new_topi
     kafka.restart()
     print(f"broker restart took {time.monotonic() - began:.1f} s (first start {kafka.start_seconds:.1f} s)")
     assert (kafka.port, kafka.log_dir) == (port, log_dir) and kafka.running
-    got = _consume(kafka.bootstrap, topic, 50)
+    got = read_topic(kafka.bootstrap, topic, 50)
     assert [m.value for m in got] == [f"m{i}".encode() for i in range(50)]
 
 
@@ -56,7 +44,7 @@ def test_both_formats_round_trip_through_kafka(kafka: LocalKafka, new_topic, fmt
     producer = KafkaProducer(bootstrap_servers=kafka.bootstrap, acks="all")
     assert replay(records, producer, topic, fmt).sent == 120
     producer.close()
-    got = _consume(kafka.bootstrap, topic, 120)
+    got = read_topic(kafka.bootstrap, topic, 120)
     assert len(got) == 120
     decoder = WindowDecoder(140, fmt)
     by_id = {r.id: r for r in records}
@@ -81,7 +69,7 @@ def test_replay_rate_within_ten_percent_over_ten_seconds(kafka: LocalKafka, new_
            "--generate", str(int(rate * seconds)), "--rate", str(rate)]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=120, check=True)
     assert "3000 windows" in proc.stderr
-    got = _consume(kafka.bootstrap, topic, 3000)
+    got = read_topic(kafka.bootstrap, topic, 3000)
     assert len(got) == 3000
     stamps = sorted(m.timestamp for m in got)  # broker-side record times (ms), independent of the producer
     measured = (len(stamps) - 1) / ((stamps[-1] - stamps[0]) / 1000.0)

@@ -68,6 +68,25 @@ def test_deeply_nested_json_is_rejected_not_crashing() -> None:
     assert err.value.reason in ("not_json", "not_object")
 
 
+@pytest.mark.parametrize("first", [b"{", b"[", b" ", b"\n"])
+def test_auto_reads_f32_payloads_that_start_like_json(first: bytes) -> None:
+    # Regression: a float32 whose low byte is '{' made auto-detection try JSON and dead-letter good windows.
+    values = VALUES.copy()
+    raw = bytearray(encode_f32(values))
+    raw[0:1] = first
+    expected = np.frombuffer(bytes(raw), dtype="<f4")
+    if not np.all(np.isfinite(expected)):
+        pytest.skip("patched byte made a non-finite float")
+    np.testing.assert_array_equal(WindowDecoder(140, "auto").decode(bytes(raw)).values, expected)
+
+
+def test_auto_reads_a_json_object_of_exactly_the_f32_size() -> None:
+    payload = json.dumps({"values": [0] * 140}).encode()
+    payload = payload[:-1] + b" " * (560 - len(payload)) + b"}"
+    assert len(payload) == 560
+    assert WindowDecoder(140, "auto").decode(payload).values.sum() == 0
+
+
 def test_unknown_format_rejected() -> None:
     with pytest.raises(ValueError, match="window format"):
         WindowDecoder(140, "xml")

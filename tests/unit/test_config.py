@@ -1,0 +1,105 @@
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import pytest
+
+from detector.config import Config, ConfigError, load_config
+from detector.kafka_io import client_options
+
+
+def _yaml(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "detector.yaml"
+    path.write_text(text)
+    return path
+
+
+def test_defaults_file_and_environment_layering(tmp_path: Path) -> None:
+    path = _yaml(tmp_path, "kafka:\n  bootstrap_servers: k1:9092\nbatch:\n  max_size: 64\n")
+    config = load_config(path, env={"TSAD_BATCH_MAX_WAIT_MS": "5", "TSAD_TOPICS_SCORES": "all-scores",
+                                    "TSAD_MODEL_DEVICE": "cpu"})
+    assert config.kafka.bootstrap_servers == "k1:9092"
+    assert config.batch.max_size == 64 and config.batch.max_wait_ms == 5.0
+    assert config.topics.scores == "all-scores" and config.model.device == "cpu"
+    assert config.topics.input == "windows"  # default
+    with pytest.raises(Exception):  # frozen
+        config.batch = None  # type: ignore[misc]
+
+
+def test_env_only_without_a_file() -> None:
+    config = load_config(None, env={"TSAD_KAFKA_GROUP_ID": "g2", "TSAD_HTTP_PORT": "9100"})
+    assert config.kafka.group_id == "g2" and config.http.port == 9100
+
+
+@pytest.mark.parametrize(
+    ("text", "env", "message"),
+    [
+        ("batch:\n  max_size: many\n", {}, "batch.max_size: expected int, got 'many'"),
+        ("batch:\n  max_size: 0\n", {}, "batch.max_size: must be positive"),
+        ("batch:\n  max_sise: 8\n", {}, "batch: unknown key(s) max_sise"),
+        ("bacth: {}\n", {}, "unknown section(s): bacth"),
+        ("kafka:\n  security_protocol: TLS\n", {}, "kafka.security_protocol: must be one of"),
+        ("kafka:\n  security_protocol: SASL_SSL\n  sasl_mechanism: PLAIN\n  sasl_username: u\n", {},
+         "kafka.sasl_password: required with SASL_SSL; set TSAD_KAFKA_SASL_PASSWORD"),
+        ("kafka:\n  sasl_password: hunter2\n", {}, "kafka.sasl_password: secrets must not be in the config file"),
+        ("kafka:\n  ssl_cafile: /nonexistent/ca.pem\n", {}, "kafka.ssl_cafile: file /nonexistent/ca.pem not found"),
+        ("input:\n  format: xml\n", {}, "input.format: must be json, f32 or auto"),
+        ("model:\n  dtype: fp8\n", {}, "model.dtype: must be float32 or bfloat16"),
+        ("topics:\n  events: windows\n", {}, "topics: input, events, dead_letter and scores must be distinct"),
+        ("batch:\n  max_size: 64\n  max_in_flight: 10\n", {}, "batch.max_in_flight: must be at least"),
+        ("", {"TSAD_HTTP_PORT": "http"}, "http.port: expected int, got 'http'"),
+        ("", {"TSAD_KAFKA_EXACTLY_ONCE": "maybe"}, "kafka.exactly_once: expected bool"),
+        ("- just\n- a list\n", {}, "top level must be a mapping"),
+        ("kafka: [\n", {}, "not valid YAML"),
+    ],
+)
+def test_errors_name_the_key(tmp_path: Path, text: str, env: dict, message: str) -> None:
+    path = _yaml(tmp_path, text)
+    with pytest.raises(ConfigError) as err:
+        load_config(path, env=env)
+    assert message in str(err.value)
+    assert str(path) in str(err.value)
+
+
+def test_missing_file() -> None:
+    with pytest.raises(ConfigError, match="config file not found"):
+        load_config("/nonexistent/detector.yaml", env={})
+
+
+def test_secret_from_environment_is_used_and_masked(tmp_path: Path, caplog) -> None:
+    path = _yaml(tmp_path, "kafka:\n  security_protocol: SASL_SSL\n  sasl_mechanism: SCRAM-SHA-512\n"
+                           "  sasl_username: tsad\n")
+    config = load_config(path, env={"TSAD_KAFKA_SASL_PASSWORD": "hunter2"})
+    assert config.kafka.sasl_password == "hunter2"
+    redacted = config.redacted()
+    assert redacted["kafka"]["sasl_password"] == "***"
+    with caplog.at_level(logging.INFO):
+        logging.getLogger("t").info("config: %s", redacted)
+    assert "hunter2" not in caplog.text
+
+
+@pytest.mark.parametrize(
+    ("env", "expected"),
+    [
+        ({}, {"security_protocol": "PLAINTEXT"}),
+        ({"TSAD_KAFKA_SECURITY_PROTOCOL": "SASL_PLAINTEXT", "TSAD_KAFKA_SASL_MECHANISM": "PLAIN",
+          "TSAD_KAFKA_SASL_USERNAME": "u", "TSAD_KAFKA_SASL_PASSWORD": "p"},
+         {"security_protocol": "SASL_PLAINTEXT", "sasl_mechanism": "PLAIN", "sasl_plain_username": "u",
+          "sasl_plain_password": "p"}),
+        ({"TSAD_KAFKA_SECURITY_PROTOCOL": "SASL_SSL", "TSAD_KAFKA_SASL_MECHANISM": "SCRAM-SHA-256",
+          "TSAD_KAFKA_SASL_USERNAME": "u", "TSAD_KAFKA_SASL_PASSWORD": "p", "TSAD_KAFKA_SSL_PASSWORD": "kp"},
+         {"security_protocol": "SASL_SSL", "sasl_mechanism": "SCRAM-SHA-256", "ssl_password": "kp"}),
+        ({"TSAD_KAFKA_SECURITY_PROTOCOL": "SSL"}, {"security_protocol": "SSL"}),
+    ],
+)
+def test_security_settings_reach_the_client(env: dict, expected: dict) -> None:
+    options = client_options(load_config(None, env=env).kafka)
+    for key, value in expected.items():
+        assert options[key] == value
+    if env.get("TSAD_KAFKA_SECURITY_PROTOCOL", "PLAINTEXT") == "PLAINTEXT":
+        assert "sasl_plain_password" not in options
+
+
+def test_default_config_is_valid() -> None:
+    assert load_config(None, env={}) == Config()
