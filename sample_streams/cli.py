@@ -64,6 +64,9 @@ def cmd_kafka(args: argparse.Namespace) -> int:
 
 
 def register(sub: Any) -> None:
+    from sample_streams.demo import register as register_demo
+
+    register_demo(sub)
     g = sub.add_parser("generate", help="write a synthetic labelled stream (.jsonl or .f32)")
     g.add_argument("--n", type=int, default=1000)
     g.add_argument("--kind", default="ecg", help="ecg | sensor | mixed")

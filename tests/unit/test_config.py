@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import dataclasses
 import logging
 from pathlib import Path
 
@@ -23,7 +24,7 @@ def test_defaults_file_and_environment_layering(tmp_path: Path) -> None:
     assert config.batch.max_size == 64 and config.batch.max_wait_ms == 5.0
     assert config.topics.scores == "all-scores" and config.model.device == "cpu"
     assert config.topics.input == "windows"  # default
-    with pytest.raises(Exception):  # frozen
+    with pytest.raises(dataclasses.FrozenInstanceError):
         config.batch = None  # type: ignore[misc]
 
 
@@ -103,3 +104,11 @@ def test_security_settings_reach_the_client(env: dict, expected: dict) -> None:
 
 def test_default_config_is_valid() -> None:
     assert load_config(None, env={}) == Config()
+
+
+def test_the_documented_example_config_is_valid() -> None:
+    from pathlib import Path
+
+    example = Path(__file__).resolve().parents[2] / "docs" / "detector.example.yaml"
+    config = load_config(example, env={})
+    assert config.topics.events == "anomalies" and config.model.bundle == "/models/current"

@@ -67,7 +67,7 @@ def value(registry: CollectorRegistry, name: str, **labels: str) -> float:
 
 
 def test_batches_by_size() -> None:
-    worker, source, sink, registry, _ = make(max_size=4)
+    worker, source, _sink, registry, _ = make(max_size=4)
     source.add([msg(i) for i in range(10)])
     worker.step()
     assert value(registry, "tsad_batch_size_count") == 2  # two full batches, two windows left waiting
@@ -90,7 +90,7 @@ def test_batches_by_time() -> None:
 
 
 def test_anomaly_event_schema_and_segments() -> None:
-    worker, source, sink, registry, clock = make(max_size=2)
+    worker, source, sink, registry, _clock = make(max_size=2)
     bump = np.zeros(W)
     bump[30:40] = 50.0  # all the error sits in samples 30..39: segments [28, 42) then nothing
     source.add([msg(0), msg(1, bump, key=b"pump-7")])
@@ -115,7 +115,7 @@ def test_anomaly_event_schema_and_segments() -> None:
 
 
 def test_all_scores_mode_publishes_one_record_per_window() -> None:
-    worker, source, sink, registry, _ = make(max_size=4, scores_topic="scores")
+    worker, source, sink, _registry, _ = make(max_size=4, scores_topic="scores")
     source.add([msg(i, np.full(W, 2.0) if i == 2 else None) for i in range(4)])
     worker.step()
     scores = [json.loads(r.value) for r in sink.sent if r.kind == "score"]
