@@ -39,7 +39,9 @@ class KafkaConfig:
     ssl_certfile: str | None = None
     ssl_keyfile: str | None = None
     ssl_password: str | None = None  # environment only: TSAD_KAFKA_SSL_PASSWORD
-    exactly_once: bool = False  # reserved for the transactional mode; at-least-once is what runs today
+    exactly_once: bool = False  # transactions: outputs and input offsets commit atomically (docs/reliability.md)
+    transactional_id: str | None = None  # default "<group_id>-<client_id>"; must be unique per running worker
+    session_timeout_ms: int = 10000  # how fast the group notices a dead worker (and moves its partitions)
 
 
 @dataclass(frozen=True)
@@ -207,8 +209,8 @@ def validate(c: Config) -> None:
         path = getattr(k, key)
         if path and not Path(path).is_file():
             raise ConfigError(f"kafka.{key}: file {path} not found")
-    if k.exactly_once:
-        raise ConfigError("kafka.exactly_once: the transactional mode is not available in this version")
+    if not 6000 <= k.session_timeout_ms <= 300000:
+        raise ConfigError(f"kafka.session_timeout_ms: must be between 6000 and 300000, got {k.session_timeout_ms}")
     t = c.topics
     names = [t.input, t.events, t.dead_letter] + ([t.scores] if t.scores else [])
     if len(set(names)) != len(names):

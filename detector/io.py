@@ -40,6 +40,7 @@ class OutputRecord:
     headers: Headers
     ref: InputRef
     attempts: int = 0
+    epoch: int = 0  # transaction epoch it was sent in (exactly-once mode): late callbacks of aborted ones are ignored
 
 
 DoneCallback = Callable[[OutputRecord, Exception | None], None]
@@ -66,6 +67,11 @@ class Source(Protocol):
 
     def connected(self) -> bool: ...
 
+    def group_metadata(self) -> object: ...
+
+    def rewind(self, partitions: set[TopicPartition]) -> None:
+        """Seek back to the committed offsets (after an aborted transaction)."""
+
     def close(self) -> None: ...
 
 
@@ -77,11 +83,20 @@ class Sink(Protocol):
     def close(self) -> None: ...
 
 
+class TransactionalSink(Sink, Protocol):
+    """Exactly-once: records sent since the last commit become visible together with the input offsets."""
+
+    def commit_transaction(self, positions: dict[TopicPartition, int], group_metadata: object) -> None: ...
+
+    def abort_transaction(self) -> None: ...
+
+
 @dataclass
 class MemorySource:
-    """Serves queued messages per partition; records commits; pause/resume like a consumer."""
+    """Per-partition logs with consumer positions, pause/resume, commits and rewind, like a group consumer."""
 
-    messages: list[InputMessage] = field(default_factory=list)
+    logs: dict[TopicPartition, list[InputMessage]] = field(default_factory=dict)
+    positions: dict[TopicPartition, int] = field(default_factory=dict)
     partitions: set[TopicPartition] = field(default_factory=set)
     paused: set[TopicPartition] = field(default_factory=set)
     commits: list[dict[TopicPartition, int]] = field(default_factory=list)
@@ -89,18 +104,24 @@ class MemorySource:
     closed: bool = False
 
     def add(self, messages: Sequence[InputMessage]) -> None:
-        self.messages.extend(messages)
-        self.partitions |= {m.tp for m in messages}
+        for m in messages:
+            self.logs.setdefault(m.tp, []).append(m)
+            self.positions.setdefault(m.tp, 0)
+            self.partitions.add(m.tp)
+
+    @property
+    def messages(self) -> list[InputMessage]:
+        """Messages not yet polled."""
+        return [m for tp, log in self.logs.items() for m in log[self.positions[tp]:]]
 
     def poll(self, timeout_s: float, max_records: int) -> list[InputMessage]:
         out: list[InputMessage] = []
-        rest: list[InputMessage] = []
-        for m in self.messages:
-            if len(out) < max_records and m.tp not in self.paused and m.tp in self.partitions:
-                out.append(m)
-            else:
-                rest.append(m)
-        self.messages = rest
+        for tp in sorted(self.logs):
+            if tp in self.paused or tp not in self.partitions:
+                continue
+            take = self.logs[tp][self.positions[tp] : self.positions[tp] + max_records - len(out)]
+            self.positions[tp] += len(take)
+            out.extend(take)
         return out
 
     def pause(self, partitions: set[TopicPartition]) -> None:
@@ -121,11 +142,19 @@ class MemorySource:
             merged.update(c)
         return merged
 
+    def rewind(self, partitions: set[TopicPartition]) -> None:
+        committed = self.committed()
+        for tp in partitions:
+            self.positions[tp] = committed.get(tp, 0)
+
     def lag(self) -> dict[TopicPartition, int]:
-        return {tp: sum(1 for m in self.messages if m.tp == tp) for tp in self.partitions}
+        return {tp: len(self.logs.get(tp, [])) - self.positions.get(tp, 0) for tp in self.partitions}
 
     def connected(self) -> bool:
         return True
+
+    def group_metadata(self) -> object:
+        return "memory-group"
 
     def revoke(self, partitions: set[TopicPartition]) -> None:
         if self.listener is not None:
@@ -172,3 +201,31 @@ class MemorySink:
 
     def close(self) -> None:
         self.closed = True
+
+
+@dataclass
+class MemoryTransactionalSink(MemorySink):
+    """Transactional fake: acknowledged records stay invisible until commit_transaction; abort discards them."""
+
+    visible: list[OutputRecord] = field(default_factory=list)
+    source: MemorySource | None = None  # where transactional offset commits land, as in a consumer group
+    fail_next_commit: Exception | None = None
+    aborts: int = 0
+    _open: list[OutputRecord] = field(default_factory=list)
+
+    def send(self, record: OutputRecord, on_done: DoneCallback) -> None:
+        self._open.append(record)
+        super().send(record, on_done)
+
+    def commit_transaction(self, positions: dict[TopicPartition, int], group_metadata: object) -> None:
+        if self.fail_next_commit is not None:
+            error, self.fail_next_commit = self.fail_next_commit, None
+            raise error
+        self.visible.extend(self._open)
+        self._open = []
+        if self.source is not None and positions:
+            self.source.commit(positions)
+
+    def abort_transaction(self) -> None:
+        self._open = []
+        self.aborts += 1

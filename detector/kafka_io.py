@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import logging
+import time
 from typing import Any
 
 from kafka import KafkaConsumer, KafkaProducer
 from kafka.consumer.subscription_state import ConsumerRebalanceListener
-from kafka.errors import KafkaError
+from kafka.errors import KafkaError, KafkaTimeoutError
 from kafka.structs import OffsetAndMetadata
 from kafka.structs import TopicPartition as KafkaTP
 
@@ -54,6 +55,10 @@ class KafkaSource:
             "auto_offset_reset": "earliest",
             "max_poll_records": max_poll_records,
             "fetch_max_wait_ms": 100,
+            "session_timeout_ms": k.session_timeout_ms,
+            "heartbeat_interval_ms": max(1000, k.session_timeout_ms // 3),
+            # exactly-once: never read outputs of aborted transactions upstream either
+            "isolation_level": "read_committed" if k.exactly_once else "read_uncommitted",
             **overrides,
         }
         self.consumer = KafkaConsumer(**options)
@@ -93,6 +98,18 @@ class KafkaSource:
                 continue
         return out
 
+    def group_metadata(self) -> object:
+        return self.consumer.group_metadata()
+
+    def rewind(self, partitions: set[TopicPartition]) -> None:
+        for topic, partition in partitions:
+            tp = KafkaTP(topic, partition)
+            committed = self.consumer.committed(tp)
+            if committed is None:
+                self.consumer.seek_to_beginning(tp)
+            else:
+                self.consumer.seek(tp, committed)
+
     def connected(self) -> bool:
         client = self.consumer._client
         try:
@@ -107,7 +124,15 @@ class KafkaSource:
 
 
 class KafkaSink:
-    """A producer with acks=all; completion callbacks run on the producer's I/O thread."""
+    """A producer with acks=all; completion callbacks run on the producer's I/O thread.
+
+    A topic whose metadata cannot be fetched (deleted, not yet created, broker away) blocks `send` for up to
+    `max_block_ms`; after one such failure the topic is treated as unavailable for `UNAVAILABLE_BACKOFF_S`, and
+    sends to it fail at once, so the worker loop keeps turning (and backpressure pauses the input) instead of
+    blocking once per record.
+    """
+
+    UNAVAILABLE_BACKOFF_S = 2.0
 
     def __init__(self, k: KafkaConfig, **overrides: Any) -> None:
         options = {
@@ -116,17 +141,24 @@ class KafkaSink:
             "linger_ms": 5,
             "batch_size": 256 * 1024,
             "compression_type": None,
-            "max_block_ms": 10_000,
+            "max_block_ms": 5_000,
             "retries": 5,
             **overrides,
         }
         self.producer = KafkaProducer(**options)
+        self._unavailable_until: dict[str, float] = {}
 
     def send(self, record: OutputRecord, on_done: DoneCallback) -> None:
+        blocked = self._unavailable_until.get(record.topic)
+        if blocked is not None and time.monotonic() < blocked:
+            on_done(record, KafkaTimeoutError(f"topic {record.topic} unavailable (backing off)"))
+            return
         try:
             future = self.producer.send(record.topic, value=record.value, key=record.key,
                                         headers=record.headers or None)
         except KafkaError as exc:  # e.g. metadata unavailable within max_block_ms: report as a failed send
+            if isinstance(exc, KafkaTimeoutError):
+                self._unavailable_until[record.topic] = time.monotonic() + self.UNAVAILABLE_BACKOFF_S
             on_done(record, exc)
             return
         future.add_callback(lambda _md: on_done(record, None))
@@ -140,3 +172,38 @@ class KafkaSink:
 
     def close(self) -> None:
         self.producer.close(timeout=5)
+
+
+class TransactionalKafkaSink(KafkaSink):
+    """Exactly-once: a transactional producer; outputs and the input offsets commit in one transaction."""
+
+    def __init__(self, k: KafkaConfig, **overrides: Any) -> None:
+        transactional_id = k.transactional_id or f"{k.group_id}-{k.client_id}"
+        super().__init__(k, transactional_id=transactional_id, enable_idempotence=True, **overrides)
+        self.producer.init_transactions()  # fences an earlier producer with this id and aborts its open transaction
+        self._in_transaction = False
+
+    def send(self, record: OutputRecord, on_done: DoneCallback) -> None:
+        if not self._in_transaction:
+            self.producer.begin_transaction()
+            self._in_transaction = True
+        super().send(record, on_done)
+
+    def commit_transaction(self, positions: dict[TopicPartition, int], group_metadata: object) -> None:
+        if not self._in_transaction:
+            if not positions:
+                return
+            self.producer.begin_transaction()
+            self._in_transaction = True
+        if positions:
+            offsets = {KafkaTP(t, p): OffsetAndMetadata(o, "", -1) for (t, p), o in positions.items()}
+            self.producer.send_offsets_to_transaction(offsets, group_metadata)
+        self.producer.commit_transaction()
+        self._in_transaction = False
+
+    def abort_transaction(self) -> None:
+        if self._in_transaction:
+            try:
+                self.producer.abort_transaction()
+            finally:
+                self._in_transaction = False

@@ -36,6 +36,8 @@ class WorkerMetrics:
                          registry=registry)
         self.commits = Counter("tsad_commits", "Offset commits", registry=registry)
         self.commit_failures = Counter("tsad_commit_failures", "Offset commits that failed", registry=registry)
+        self.transactions = Counter("tsad_transactions", "Exactly-once transactions by result", ["result"],
+                                    registry=registry)
         self.paused_partitions = Gauge("tsad_paused_partitions", "Partitions paused for backpressure",
                                        registry=registry)
         self.in_flight = Gauge("tsad_windows_in_flight", "Windows consumed and not yet safe to commit",

@@ -18,7 +18,7 @@ from detector.bundle import BundleError, ModelBundle
 from detector.config import Config
 from detector.health import Health
 from detector.http_server import make_server, serve_in_background
-from detector.kafka_io import KafkaSink, KafkaSource
+from detector.kafka_io import KafkaSink, KafkaSource, TransactionalKafkaSink
 from detector.metrics import WorkerMetrics
 from detector.scoring import BatchScorer, Scorer, resolve_device
 from detector.worker import Worker
@@ -84,7 +84,8 @@ def run(config: Config, stop: threading.Event | None = None, registry: Collector
 
         overrides = kafka_overrides or {}
         rebalance = _Rebalance()
-        sink = KafkaSink(config.kafka, **overrides.get("producer", {}))
+        sink_class = TransactionalKafkaSink if config.kafka.exactly_once else KafkaSink
+        sink = sink_class(config.kafka, **overrides.get("producer", {}))
         stack.callback(sink.close)
         source = KafkaSource(config.kafka, config.topics.input, rebalance, config.worker.max_poll_records,
                              **overrides.get("consumer", {}))

@@ -15,7 +15,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable
-from typing import Protocol
+from typing import Protocol, cast
 
 import numpy as np
 from kafka.errors import KafkaError
@@ -25,7 +25,7 @@ from detector.config import Config
 from detector.error_policy import ErrorPolicy
 from detector.events import build_record, encode_record, segment_bounds, source_of, top_segments
 from detector.health import Health
-from detector.io import InputMessage, OutputRecord, Sink, Source, TopicPartition
+from detector.io import InputMessage, OutputRecord, Sink, Source, TopicPartition, TransactionalSink
 from detector.metrics import WorkerMetrics
 from detector.offsets import OffsetTracker
 from detector.threshold import Threshold
@@ -60,6 +60,12 @@ class Worker:
         self._last_periodic = -float("inf")
         self._paused = False
         self._consumed = metrics.consumed.labels(topic=config.topics.input)
+        # exactly-once: outputs since the last commit form one transaction with the offsets they cover
+        self.transactional = config.kafka.exactly_once
+        self._epoch = 0
+        self._txn_failed = False
+        self._txn_dirty = False
+        self._outstanding = 0  # records sent in this epoch and not yet acknowledged or failed
         metrics.threshold.set(threshold.value)
 
     # ---- the loop ---------------------------------------------------------------------------------------------
@@ -98,7 +104,7 @@ class Worker:
         self.health.stopping = True
         if len(self.batcher):
             self._process(self.batcher.take())
-        while self.tracker.in_flight and self.clock() < deadline:
+        while self.tracker.in_flight and self.clock() < deadline and not self._txn_failed:
             self.sink.flush(max(0.05, min(1.0, deadline - self.clock())))
             self._drain_completions()
             self._retry_failed()
@@ -162,6 +168,9 @@ class Worker:
 
     def _dispatch(self, record: OutputRecord) -> None:
         record.attempts += 1
+        record.epoch = self._epoch
+        self._txn_dirty = True
+        self._outstanding += 1
         self.sink.send(record, self._on_done)
 
     def _on_done(self, record: OutputRecord, error: Exception | None) -> None:  # any thread
@@ -173,9 +182,15 @@ class Worker:
                 record, error, at = self._done.get_nowait()
             except queue.Empty:
                 return
+            if record.epoch != self._epoch:
+                continue  # belongs to an aborted transaction: its window is being re-read
+            self._outstanding -= 1
             if error is not None:
                 self.policy.publish_failed(record, error)
-                self._retry.append((self.clock() + RETRY_BACKOFF_S, record))
+                if self.transactional:
+                    self._txn_failed = True  # a transaction cannot retry one send: abort and re-read instead
+                else:
+                    self._retry.append((self.clock() + RETRY_BACKOFF_S, record))
                 continue
             self.metrics.published.labels(kind=record.kind).inc()
             self._release((record.ref.topic, record.ref.partition), record.ref.offset, at)
@@ -216,9 +231,10 @@ class Worker:
         if not force and self.clock() - self._last_commit < self.cfg.worker.commit_interval_ms / 1000.0:
             return
         self._last_commit = self.clock()
-        assigned = self.source.assignment()
-        positions = {tp: pos for tp, pos in self.tracker.committable().items()
-                     if tp in assigned and self._committed.get(tp) != pos}
+        if self.transactional:
+            self._commit_transaction()
+            return
+        positions = self._new_positions()
         if not positions:
             return
         try:
@@ -228,6 +244,52 @@ class Worker:
             return
         self._committed.update(positions)
         self.metrics.commits.inc()
+
+    def _new_positions(self) -> dict[TopicPartition, int]:
+        assigned = self.source.assignment()
+        return {tp: pos for tp, pos in self.tracker.committable().items()
+                if tp in assigned and self._committed.get(tp) != pos}
+
+    def _commit_transaction(self) -> None:
+        """Flush the open transaction's records, then commit them together with the offsets they complete."""
+        sink = cast(TransactionalSink, self.sink)
+        self.sink.flush(self.cfg.worker.shutdown_timeout_s)
+        self._drain_completions()
+        if self._txn_failed:
+            self._abort("an output send failed")
+            return
+        if self._outstanding:
+            return  # the flush timed out: commit once every record of the transaction is acknowledged
+        positions = self._new_positions()
+        if not positions and not self._txn_dirty:
+            return
+        try:
+            sink.commit_transaction(positions, self.source.group_metadata())
+        except Exception as exc:  # fenced, coordinator moved, broker away: abort and re-read from the last commit
+            self.policy.commit_failed(exc)
+            self._abort(f"commit failed: {exc}")
+            return
+        self._txn_dirty = False
+        self._committed.update(positions)
+        self.metrics.commits.inc()
+        self.metrics.transactions.labels(result="committed").inc()
+
+    def _abort(self, reason: str) -> None:
+        """Abort the open transaction and rewind every assigned partition to its last committed offset."""
+        log.warning("aborting the transaction (%s); re-reading from the last committed offsets", reason)
+        try:
+            cast(TransactionalSink, self.sink).abort_transaction()
+        except Exception as exc:  # the producer may be unusable; the re-read below still loses nothing
+            log.warning("abort_transaction failed: %s", exc)
+        self.metrics.transactions.labels(result="aborted").inc()
+        self._epoch += 1
+        self._txn_failed = self._txn_dirty = False
+        self._outstanding = 0
+        self._retry.clear()
+        assigned = self.source.assignment()
+        self.batcher.drop_partitions(assigned)
+        self.tracker.forget(assigned)
+        self.source.rewind(assigned)
 
     def _periodic(self) -> None:
         now = self.clock()

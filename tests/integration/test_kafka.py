@@ -10,8 +10,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from harness import read_topic
 from kafka import KafkaProducer
-from kafka_helpers import read_topic
 
 from detector.window_format import WindowDecoder
 from sample_streams.generator import generate

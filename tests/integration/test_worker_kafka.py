@@ -8,8 +8,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from harness import committed_offsets, end_offsets, read_topic, read_until
 from kafka import KafkaProducer
-from kafka_helpers import committed_offsets, end_offsets, read_topic, read_until
 
 from detector.bundle import ModelBundle
 from detector.scoring import Scorer

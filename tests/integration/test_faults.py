@@ -1,0 +1,61 @@
+"""Fault injection against the real broker and real worker processes (small counts here; benchmarks/faults.py
+runs the larger version and prints the table for docs/reliability.md)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from fault_scenarios import (
+    FaultEnv,
+    broker_outage,
+    corrupt_bundle,
+    kill9,
+    output_unavailable,
+    two_workers_one_killed,
+)
+
+pytestmark = pytest.mark.kafka
+
+
+@pytest.fixture
+def env(kafka, sample_bundle, tmp_path: Path):
+    e = FaultEnv(kafka, sample_bundle, tmp_path, seed=7)
+    yield e
+    e.cleanup()
+
+
+def test_kill9_at_least_once_loses_nothing(env) -> None:
+    r = kill9(env, kills=3, windows=1500, rate=300)
+    print("\n" + r.row())
+    assert r.windows_in == 1500 and r.lost == 0
+
+
+def test_kill9_exactly_once_loses_and_duplicates_nothing(env) -> None:
+    r = kill9(env, kills=3, windows=1500, rate=300, exactly_once=True)
+    print("\n" + r.row())
+    assert r.windows_in == 1500 and r.lost == 0 and r.duplicated == 0 and r.outputs == 1500
+
+
+def test_broker_outage_worker_survives_and_loses_nothing(env) -> None:
+    r = broker_outage(env, outage_s=11, windows=2000, rate=200)
+    print("\n" + r.row())
+    assert r.lost == 0 and r.windows_in > 0
+    assert "/readyz 503 during the outage: True" in r.notes[0]
+
+
+def test_two_workers_one_killed_loses_nothing(env) -> None:
+    r = two_workers_one_killed(env, windows=2000, rate=300)
+    print("\n" + r.row())
+    assert r.windows_in == 2000 and r.lost == 0
+
+
+def test_unavailable_output_pauses_input_and_loses_nothing(env) -> None:
+    r = output_unavailable(env, outage_s=6, windows=2000, max_in_flight=256)
+    print("\n" + r.row())
+    assert r.windows_in == 2000 and r.lost == 0
+
+
+def test_corrupted_bundle_refuses_to_start_and_commits_nothing(env) -> None:
+    r = corrupt_bundle(env)
+    assert r.outputs == 0
