@@ -102,7 +102,11 @@ def kill9(env: FaultEnv, kills: int = 10, windows: int = 4000, rate: float = 400
     killed_at: list[int] = []
     for i in range(kills):
         w = env.worker(topics, group, f"kill{i}", exactly_once).start()
-        wait_for(lambda w=w: w.metric("tsad_windows_consumed_total") > 0 or not w.alive, 90, "the worker to consume")
+
+        def consuming(w: WorkerProcess = w) -> bool:
+            return w.metric("tsad_windows_consumed_total") > 0 or not w.alive
+
+        wait_for(consuming, 90, "the worker to consume")
         time.sleep(rng.uniform(0.1, 1.5))
         killed_at.append(int(w.metric("tsad_windows_consumed_total")))
         w.kill()
