@@ -1,0 +1,69 @@
+"""Run every fault-injection scenario against a fresh local broker and print the reconciliation table.
+
+    python benchmarks/faults.py [--kills 12] [--windows 6000] [--seed 0]
+
+Trains a small model on the sample stream first. CI runs the same scenarios with small counts
+(tests/integration/test_faults.py); docs/reliability.md holds a table this script printed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from fault_scenarios import (
+    HEADER,
+    FaultEnv,
+    broker_outage,
+    corrupt_bundle,
+    kill9,
+    output_unavailable,
+    two_workers_one_killed,
+)
+
+from sample_streams.local_kafka import LocalKafka
+from trainer.pipeline import train
+from trainer.presets import get_preset
+from trainer.window_files import load_window_file
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--kills", type=int, default=12)
+    parser.add_argument("--windows", type=int, default=6000)
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp, LocalKafka() as kafka:
+        bundle = Path(tmp) / "bundle"
+        train(load_window_file(ROOT / "sample_streams" / "data" / "ecg_train.jsonl"),
+              get_preset("default").replace(epochs=60), seed=0, name="faults", on_epoch=None).bundle.save(bundle)
+        env = FaultEnv(kafka, bundle, Path(tmp), seed=args.seed)
+        rows = []
+        try:
+            for name, run in [
+                ("kill9 at-least-once", lambda: kill9(env, args.kills, args.windows, rate=400)),
+                ("kill9 exactly-once", lambda: kill9(env, args.kills, args.windows, rate=400, exactly_once=True)),
+                ("broker outage", lambda: broker_outage(env, 15, args.windows // 2, rate=200)),
+                ("worker loss", lambda: two_workers_one_killed(env, args.windows, rate=400)),
+                ("output unavailable", lambda: output_unavailable(env, 10, args.windows // 2)),
+                ("corrupt bundle", lambda: corrupt_bundle(env)),
+            ]:
+                began = time.monotonic()
+                rows.append(run())
+                print(f"{name}: done in {time.monotonic() - began:.0f} s", file=sys.stderr, flush=True)
+        finally:
+            env.cleanup()
+    print(HEADER)
+    for row in rows:
+        print(row.row())
+    if any(r.lost for r in rows) or any(r.duplicated for r in rows if r.mode == "exactly-once"):
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()
