@@ -24,7 +24,7 @@ def test_fuzzed_input_is_dead_lettered_with_reasons(kafka, new_topic, workers, s
     worker = workers(kafka.bootstrap, sample_bundle, topics, group="g-fuzz").start()
     worker.wait_ready()
     producer = KafkaProducer(bootstrap_servers=kafka.bootstrap, acks="all", max_request_size=2_000_000)
-    for offset, payload in enumerate(batch):  # one partition: offset i is payload i
+    for payload in batch:  # one partition, in order: payload i lands at offset i
         producer.send(topics["input"], value=payload, key=b"fuzz")
     producer.flush()
     producer.close()
