@@ -89,10 +89,13 @@ def reconcile(scenario: str, mode: str, env: FaultEnv, topics: dict[str, str | N
                           sum(c - 1 for c in seen.values() if c > 1))
 
 
-def kill9(env: FaultEnv, kills: int = 10, windows: int = 4000, rate: float = 400.0, exactly_once: bool = False
-          ) -> Reconciliation:
-    """kill -9 the worker at `kills` random points while a stream arrives, restarting it each time."""
+def kill9(env: FaultEnv, kills: int = 10, windows: int = 4000, rate: float | None = None,
+          exactly_once: bool = False) -> Reconciliation:
+    """kill -9 the worker at `kills` random points while a stream arrives, restarting it each time.
+
+    By default the stream is paced to last about 6 s per kill, so every kill lands while windows are arriving."""
     rng = random.Random(env.seed)
+    rate = rate or windows / (kills * 6.0)
     mode = "exactly-once" if exactly_once else "at-least-once"
     topics = env.topics()
     group = f"g-kill-{uuid.uuid4().hex[:6]}"

@@ -46,8 +46,8 @@ def main() -> None:
         rows = []
         try:
             for name, run in [
-                ("kill9 at-least-once", lambda: kill9(env, args.kills, args.windows, rate=400)),
-                ("kill9 exactly-once", lambda: kill9(env, args.kills, args.windows, rate=400, exactly_once=True)),
+                ("kill9 at-least-once", lambda: kill9(env, args.kills, args.windows)),
+                ("kill9 exactly-once", lambda: kill9(env, args.kills, args.windows, exactly_once=True)),
                 ("broker outage", lambda: broker_outage(env, 15, args.windows // 2, rate=200)),
                 ("worker loss", lambda: two_workers_one_killed(env, args.windows, rate=400)),
                 ("output unavailable", lambda: output_unavailable(env, 10, args.windows // 2)),

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import itertools
-import json
 from datetime import UTC, datetime
 from typing import Any
 
 import numpy as np
+import orjson
 
 from detector.batching import InputRef
 from detector.window_format import DecodedWindow
@@ -79,4 +79,4 @@ def build_record(
 
 
 def encode_record(record: dict[str, Any]) -> bytes:
-    return json.dumps(record, separators=(",", ":")).encode()
+    return orjson.dumps(record)

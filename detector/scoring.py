@@ -7,6 +7,7 @@ recipe trains with; the per-sample errors are returned as well so events can say
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
@@ -15,6 +16,9 @@ from torch import nn
 
 from detector.events import segment_ids
 from detector.scaler import Scaler
+
+# Windows decoded with np.frombuffer are read-only views; the scorer only ever reads them.
+warnings.filterwarnings("ignore", message="The given NumPy array is not writable")
 
 
 @dataclass(frozen=True)
@@ -92,7 +96,6 @@ class BatchScorer:
         device = scorer.device
         self._host = torch.empty((max_batch, scorer.window), dtype=torch.float32,
                                  pin_memory=device.type == "cuda")
-        self._host_np = self._host.numpy()
         self._segment_ids = torch.from_numpy(segment_ids(scorer.window, segments)).to(device)
 
     @property
@@ -103,8 +106,12 @@ class BatchScorer:
     def score(self, windows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(scores [n], segment error shares [n, segments]) for raw windows [n, window], n <= max_batch."""
         n = len(windows)
-        self._host_np[:n] = windows
-        x = self._host[:n].to(self.device, non_blocking=True)
+        if self.device.type == "cuda":
+            # torch's CPU copy runs on several threads: staging a large batch is ~memcpy speed, not numpy's one core
+            self._host[:n].copy_(torch.from_numpy(np.ascontiguousarray(windows, dtype=np.float32)))
+            x = self._host[:n].to(self.device, non_blocking=True)
+        else:
+            x = torch.from_numpy(np.ascontiguousarray(windows, dtype=np.float32))
         scores, errors = self.scorer.score_tensor(x)
         per_segment = torch.zeros((n, self.segments), device=self.device).index_add_(1, self._segment_ids, errors)
         shares = per_segment / per_segment.sum(dim=1, keepdim=True).clamp_min(1e-12)

@@ -12,10 +12,12 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+import orjson
 
 FORMATS = ("json", "f32", "auto")
 REASONS = (
@@ -113,6 +115,17 @@ class WindowDecoder:
                 pass
         return self._decode_f32(payload)
 
+    def decode_f32_batch(self, payloads: Sequence[bytes]) -> tuple[np.ndarray, np.ndarray]:
+        """Vectorised f32 decoding of many payloads at once (no per-message numpy work):
+        (windows of the valid payloads [k, window], valid mask [n]). Invalid ones need `decode` for a reason."""
+        size = self.window * F32.itemsize
+        ok = np.fromiter(map(len, payloads), dtype=np.int64, count=len(payloads)) == size
+        joined = b"".join(payloads) if ok.all() else b"".join(p for p, good in zip(payloads, ok, strict=True) if good)
+        windows = np.frombuffer(joined, dtype=F32).reshape(-1, self.window)
+        finite = np.isfinite(windows).all(axis=1)
+        ok[ok] = finite
+        return windows[finite] if not finite.all() else windows, ok
+
     def _decode_f32(self, payload: bytes) -> DecodedWindow:
         expected = self.window * F32.itemsize
         if len(payload) != expected:
@@ -124,11 +137,9 @@ class WindowDecoder:
 
     def _decode_json(self, payload: bytes) -> DecodedWindow:
         try:
-            body = json.loads(payload)
-        except UnicodeDecodeError as exc:
-            raise InvalidWindow("bad_encoding", f"not UTF-8: {exc.reason}") from None
-        except (json.JSONDecodeError, RecursionError) as exc:
-            raise InvalidWindow("not_json", str(exc)[:200]) from None
+            body = orjson.loads(payload)  # ~10x faster than json; strict JSON only
+        except orjson.JSONDecodeError:
+            body = self._decode_json_lenient(payload)  # NaN, Infinity, huge integers: let json classify them
         if not isinstance(body, dict):
             raise InvalidWindow("not_object", f"top level is {type(body).__name__}, expected an object")
         if "values" not in body:
@@ -138,7 +149,43 @@ class WindowDecoder:
             raise InvalidWindow("values_not_list", f"'values' is {type(raw).__name__}, expected a list")
         if len(raw) != self.window:
             raise InvalidWindow("wrong_length", f"{len(raw)} values, expected {self.window}")
-        for i, v in enumerate(raw):
+        values = _fast_values(raw)
+        if values is None:
+            values = _checked_values(raw)
+        return DecodedWindow(
+            values,
+            id=_optional(body, "id", str),
+            source=_optional(body, "source", str),
+            ts=_optional_ts(body),
+            label=_optional_label(body),
+        )
+
+    @staticmethod
+    def _decode_json_lenient(payload: bytes) -> Any:
+        try:
+            return json.loads(payload)
+        except UnicodeDecodeError as exc:
+            raise InvalidWindow("bad_encoding", f"not UTF-8: {exc.reason}") from None
+        except (json.JSONDecodeError, RecursionError) as exc:
+            raise InvalidWindow("not_json", str(exc)[:200]) from None
+
+
+def _fast_values(raw: list[Any]) -> np.ndarray | None:
+    """The common case in one vectorised step: all plain ints/floats, finite, in float32 range; else None."""
+    if not set(map(type, raw)) <= {float, int}:
+        return None
+    try:
+        values = np.asarray(raw, dtype=np.float64)
+    except OverflowError:  # an int beyond float64
+        return None
+    if not np.all(np.abs(values) <= MAX_ABS_VALUE):  # also false for NaN
+        return None
+    return values.astype(np.float32)
+
+
+def _checked_values(raw: list[Any]) -> np.ndarray:
+    """The slow path: find the first offending value and say what is wrong with it."""
+    for i, v in enumerate(raw):
             # bool is an int subclass in Python, but true/false are not samples.
             if isinstance(v, bool) or not isinstance(v, (int, float)):
                 raise InvalidWindow("non_numeric", f"values[{i}] is {type(v).__name__}")
@@ -146,13 +193,7 @@ class WindowDecoder:
                 raise InvalidWindow("non_finite", f"values[{i}] is {v}")
             if abs(v) > MAX_ABS_VALUE:
                 raise InvalidWindow("out_of_range", f"values[{i}] exceeds the float32 range")
-        return DecodedWindow(
-            np.asarray(raw, dtype=np.float32),
-            id=_optional(body, "id", str),
-            source=_optional(body, "source", str),
-            ts=_optional_ts(body),
-            label=_optional_label(body),
-        )
+    return np.asarray(raw, dtype=np.float32)
 
 
 def _optional(body: dict[str, Any], key: str, kind: type) -> Any:

@@ -26,13 +26,13 @@ def env(kafka, sample_bundle, tmp_path: Path):
 
 
 def test_kill9_at_least_once_loses_nothing(env) -> None:
-    r = kill9(env, kills=3, windows=1500, rate=300)
+    r = kill9(env, kills=3, windows=1500)
     print("\n" + r.row())
     assert r.windows_in == 1500 and r.lost == 0
 
 
 def test_kill9_exactly_once_loses_and_duplicates_nothing(env) -> None:
-    r = kill9(env, kills=3, windows=1500, rate=300, exactly_once=True)
+    r = kill9(env, kills=3, windows=1500, exactly_once=True)
     print("\n" + r.row())
     assert r.windows_in == 1500 and r.lost == 0 and r.duplicated == 0 and r.outputs == 1500
 

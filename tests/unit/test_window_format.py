@@ -95,3 +95,17 @@ def test_unknown_format_rejected() -> None:
 def test_integers_are_accepted_as_samples() -> None:
     w = WindowDecoder(4 * 35, "json").decode(_json(values=list(range(140))))
     assert w.values.dtype == np.float32 and math.isclose(float(w.values[-1]), 139.0)
+
+
+def test_batch_f32_decoding_matches_one_at_a_time() -> None:
+    rng = np.random.default_rng(5)
+    good = [encode_f32(v) for v in rng.normal(size=(6, 140)).astype(np.float32)]
+    bad_nan = encode_f32(np.full(140, np.nan, np.float32))
+    payloads = [good[0], b"short", good[1], bad_nan, good[2], good[3], good[4], good[5]]
+    decoder = WindowDecoder(140, "f32")
+    windows, ok = decoder.decode_f32_batch(payloads)
+    assert ok.tolist() == [True, False, True, False, True, True, True, True]
+    expected = np.stack([decoder.decode(p).values for p, k in zip(payloads, ok, strict=True) if k])
+    np.testing.assert_array_equal(windows, expected)
+    all_good, all_ok = decoder.decode_f32_batch(good)
+    assert all_ok.all() and all_good.shape == (6, 140)

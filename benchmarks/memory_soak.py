@@ -1,0 +1,78 @@
+"""Worker memory at steady load: RSS sampled over a long run against the real broker.
+
+    python benchmarks/memory_soak.py [--minutes 10] [--rate 2000] [--format json]
+
+Prints RSS at start and end, the least-squares slope (MiB per minute) over the run, and the sample table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+import threading
+import time
+import uuid
+from pathlib import Path
+
+import numpy as np
+from harness import WorkerProcess
+from kafka import KafkaProducer
+
+from sample_streams.generator import generate
+from sample_streams.local_kafka import LocalKafka
+from sample_streams.replay import replay
+from sample_streams.topics import ensure_topics
+from trainer.pipeline import train
+from trainer.presets import get_preset
+from trainer.window_files import load_window_file
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--minutes", type=float, default=10.0)
+    parser.add_argument("--rate", type=float, default=2000.0)
+    parser.add_argument("--format", default="json")
+    parser.add_argument("--interval", type=float, default=10.0)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp_name, LocalKafka() as kafka:
+        tmp = Path(tmp_name)
+        bundle = tmp / "bundle"
+        train(load_window_file(ROOT / "sample_streams" / "data" / "ecg_train.jsonl"),
+              get_preset("default").replace(epochs=30), seed=0, on_epoch=None).bundle.save(bundle)
+        tag = uuid.uuid4().hex[:6]
+        topics: dict[str, str | None] = {"input": f"soak-{tag}", "events": f"ev-{tag}", "dead_letter": f"dlq-{tag}",
+                                         "scores": f"sc-{tag}"}
+        ensure_topics(kafka.bootstrap, {str(t): 2 if t == topics["input"] else 1 for t in topics.values()})
+        w = WorkerProcess(tmp, kafka.bootstrap, bundle, topics, f"soak-{tag}", "soak",
+                          input={"format": args.format}).start()
+        w.wait_ready()
+        n = int(args.rate * args.minutes * 60)
+        producer = KafkaProducer(bootstrap_servers=kafka.bootstrap, acks=1, linger_ms=5)
+        feeder = threading.Thread(target=replay, args=(generate(n, kind="mixed", seed=9), producer,
+                                                       str(topics["input"]), args.format, args.rate), daemon=True)
+        start = time.monotonic()
+        feeder.start()
+        samples: list[tuple[float, float, float]] = []
+        while feeder.is_alive():
+            samples.append(((time.monotonic() - start) / 60, w.rss_bytes() / 2**20,
+                            w.metric("tsad_windows_scored_total")))
+            time.sleep(args.interval)
+        producer.close()
+        scored = w.metric("tsad_windows_scored_total")
+        w.terminate()
+    t = np.array([s[0] for s in samples])
+    rss = np.array([s[1] for s in samples])
+    warm = t >= 1.0  # the first minute includes allocator and fetch-buffer growth
+    slope = float(np.polyfit(t[warm], rss[warm], 1)[0]) if warm.sum() >= 3 else float("nan")
+    print(f"\n{args.minutes:.0f} min at {args.rate:.0f} windows/s ({args.format}): {scored:.0f} windows scored")
+    print(f"RSS start {rss[0]:.0f} MiB, after 1 min {rss[warm][0]:.0f} MiB, end {rss[-1]:.0f} MiB, "
+          f"max {rss.max():.0f} MiB; slope after the first minute {slope:+.2f} MiB/min")
+    print("\n| minute | RSS MiB | windows scored |\n| --- | --- | --- |")
+    for minute, mib, count in samples[:: max(1, len(samples) // 20)]:
+        print(f"| {minute:.1f} | {mib:.0f} | {count:.0f} |")
+
+
+if __name__ == "__main__":
+    main()
