@@ -62,6 +62,10 @@ def cmd_train(args: argparse.Namespace) -> int:
     if overrides:
         config = config.replace(**overrides)
     dataset = _load(args)
+    if dataset.is_normal is None and config.threshold == "f1_optimal":
+        config = config.replace(threshold="fpr_quantile", threshold_params={"fpr": 0.01})
+        print("tsad train: the data has no labels: calibrating the threshold at a 1% false-positive rate on "
+              "held-out windows (fpr_quantile) instead of F1", file=sys.stderr)
     print(f"tsad train: {len(dataset)} windows of {dataset.window} from {dataset.source}, preset {config.preset}",
           file=sys.stderr)
     result = train(dataset, config, seed=args.seed, name=args.name or f"tsad-{config.preset}",

@@ -129,10 +129,10 @@ def read_numeric_table(path: Path) -> np.ndarray:
         frame = pd.read_csv(path, header=None, sep=sep, dtype=str, keep_default_na=False)
     except (OSError, UnicodeDecodeError, EOFError) as exc:
         raise DatasetError(f"{path}: cannot read: {exc}") from exc
-    return _to_finite_matrix(frame, path, first_line=1)
+    return to_finite_matrix(frame, path, first_line=1)
 
 
-def _to_finite_matrix(frame: pd.DataFrame, path: Path, first_line: int) -> np.ndarray:
+def to_finite_matrix(frame: pd.DataFrame, path: Path, first_line: int) -> np.ndarray:
     numeric = frame.apply(pd.to_numeric, errors="coerce")
     bad = numeric.isna().to_numpy()
     if bad.any():

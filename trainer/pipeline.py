@@ -50,14 +50,15 @@ def make_split(n: int, config: TrainConfig, seed: int) -> Split:
     return Split(np.asarray(fit_idx), np.asarray(val_idx), np.asarray(test_idx))
 
 
-def calibrate(config: TrainConfig, fit_normal: np.ndarray, val: np.ndarray, val_normal: np.ndarray | None
-              ) -> Threshold:
+def calibrate(config: TrainConfig, fit_normal: np.ndarray, val: np.ndarray, val_normal: np.ndarray,
+              labelled: bool) -> Threshold:
+    """`val_normal` marks the validation windows known (or, without labels, assumed) to be normal."""
     params = dict(config.threshold_params)
     if config.threshold == "mean_std":
         return calibration.mean_std(fit_normal, **params)
-    if val_normal is None:
-        raise ValueError(f"threshold {config.threshold!r} needs labelled data")
     if config.threshold == "f1_optimal":
+        if not labelled:
+            raise ValueError("threshold 'f1_optimal' needs labelled data; use fpr_quantile or pot")
         return calibration.f1_optimal(val, ~val_normal)
     held_out_normal = val[val_normal]
     if config.threshold == "fpr_quantile":
@@ -96,8 +97,8 @@ def train(
     score = lambda a: mean_abs_error(model, torch.from_numpy(a))  # noqa: E731
     scores = {"fit_normal": score(fit_normal), "val": score(val_all) if len(val_all) else np.zeros(0),
               "test": score(scaler.transform(x[split.test]))}
-    val_labels = labels[split.val] if dataset.is_normal is not None and len(split.val) else None
-    threshold = calibrate(config, scores["fit_normal"], scores["val"], val_labels)
+    threshold = calibrate(config, scores["fit_normal"], scores["val"], labels[split.val],
+                          labelled=dataset.is_normal is not None)
 
     metrics: dict[str, Any] = {"train_seconds": round(history.seconds, 2), "epochs_run": len(history.train_loss),
                                "best_epoch": history.best_epoch}

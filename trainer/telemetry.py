@@ -15,9 +15,9 @@ import pandas as pd
 from trainer.datasets import (
     DatasetError,
     WindowDataset,
-    _to_finite_matrix,
     check_column_counts,
     sha256_bytes_of,
+    to_finite_matrix,
 )
 
 COLUMNS = ("timestamp", "value", "label")
@@ -56,7 +56,7 @@ def load_series(path: str | os.PathLike[str]) -> tuple[np.ndarray, np.ndarray, n
     if frame.empty:
         raise DatasetError(f"{p}: no data rows")
     timestamps = _parse_timestamps(frame["timestamp"], p, first_line)
-    numeric = _to_finite_matrix(frame.drop(columns=["timestamp"]), p, first_line)
+    numeric = to_finite_matrix(frame.drop(columns=["timestamp"]), p, first_line)
     values = numeric[:, 0]
     labels = None
     if numeric.shape[1] == 2:

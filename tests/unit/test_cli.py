@@ -63,3 +63,15 @@ def test_version(capsys) -> None:
     with pytest.raises(SystemExit):
         main(["--version"])
     assert "tsad" in capsys.readouterr().out
+
+
+def test_unlabelled_series_falls_back_to_a_false_positive_rate_threshold(tmp_path: Path, capsys) -> None:
+    rng = np.random.default_rng(1)
+    values = np.sin(np.arange(140 * 40) / 7) + 0.05 * rng.normal(size=140 * 40)
+    path = tmp_path / "u.csv"
+    path.write_text("timestamp,value\n" + "".join(f"{i},{v:.5f}\n" for i, v in enumerate(values)))
+    assert main(["train", "--series", str(path), "--epochs", "5", "--out", str(tmp_path / "b"), "--json",
+                 "--quiet"]) == 0
+    captured = capsys.readouterr()
+    assert json.loads(captured.out)["threshold"]["method"] == "fpr_quantile"
+    assert "no labels" in captured.err
