@@ -63,7 +63,8 @@ class FaultEnv:
 
     def worker(self, topics: dict[str, str | None], group: str, name: str, exactly_once: bool = False,
                **sections: dict) -> WorkerProcess:
-        kafka = {"exactly_once": exactly_once, "session_timeout_ms": 6000, **sections.pop("kafka", {})}
+        kafka = {"exactly_once": exactly_once, "session_timeout_ms": 6000, "max_poll_interval_ms": 15000,
+                 **sections.pop("kafka", {})}
         w = WorkerProcess(self.tmp, self.kafka.bootstrap, self.bundle, topics, group, name, kafka=kafka,
                           worker={"commit_interval_ms": 200, "lag_interval_s": 0.5, "shutdown_timeout_s": 10},
                           **sections)
@@ -109,7 +110,8 @@ def kill9(env: FaultEnv, kills: int = 10, windows: int = 4000, rate: float | Non
         def consuming(w: WorkerProcess = w) -> bool:
             return w.metric("tsad_windows_consumed_total") > 0 or not w.alive
 
-        wait_for(consuming, 90, "the worker to consume")
+        # a kill that lands mid-rebalance makes the next join wait out max_poll_interval_ms (15 s here)
+        wait_for(consuming, 180, "the worker to consume")
         time.sleep(rng.uniform(0.1, 1.5))
         killed_at.append(int(w.metric("tsad_windows_consumed_total")))
         w.kill()

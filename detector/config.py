@@ -42,6 +42,8 @@ class KafkaConfig:
     exactly_once: bool = False  # transactions: outputs and input offsets commit atomically (docs/reliability.md)
     transactional_id: str | None = None  # default "<group_id>-<client_id>"; must be unique per running worker
     session_timeout_ms: int = 10000  # how fast the group notices a dead worker (and moves its partitions)
+    # Also the rebalance timeout: how long a rebalance waits for a member that joined and then died.
+    max_poll_interval_ms: int = 60000
 
 
 @dataclass(frozen=True)
@@ -209,6 +211,8 @@ def validate(c: Config) -> None:
         path = getattr(k, key)
         if path and not Path(path).is_file():
             raise ConfigError(f"kafka.{key}: file {path} not found")
+    if k.max_poll_interval_ms < k.session_timeout_ms:
+        raise ConfigError("kafka.max_poll_interval_ms: must be at least kafka.session_timeout_ms")
     if not 6000 <= k.session_timeout_ms <= 300000:
         raise ConfigError(f"kafka.session_timeout_ms: must be between 6000 and 300000, got {k.session_timeout_ms}")
     t = c.topics

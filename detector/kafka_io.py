@@ -56,6 +56,7 @@ class KafkaSource:
             "max_poll_records": max_poll_records,
             "fetch_max_wait_ms": 100,
             "session_timeout_ms": k.session_timeout_ms,
+            "max_poll_interval_ms": k.max_poll_interval_ms,
             "heartbeat_interval_ms": max(1000, k.session_timeout_ms // 3),
             # exactly-once: never read outputs of aborted transactions upstream either
             "isolation_level": "read_committed" if k.exactly_once else "read_uncommitted",
