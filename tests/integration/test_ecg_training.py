@@ -81,3 +81,11 @@ def test_cli_train_and_evaluate_json(ecg5000_path: Path, tmp_path: Path) -> None
                  "reconstructions.png", "roc.png"):
         assert (tmp_path / "r" / name).stat().st_size > 0, name
     assert np.isfinite(evaluated["metrics"]["roc_auc"])
+
+
+def test_replay_source_for_the_ecg5000_test_split(ecg5000_path: Path) -> None:
+    from sample_streams.sources import open_source
+
+    records = list(open_source(ecg_test=True, data=str(ecg5000_path)))
+    assert len(records) == 1000 and sum(r.label for r in records) == 440  # label 1 = anomalous on streams
+    assert len({r.id for r in records}) == 1000 and all(len(r.values) == 140 for r in records)
