@@ -94,9 +94,10 @@ def kill9(env: FaultEnv, kills: int = 10, windows: int = 4000, rate: float | Non
           exactly_once: bool = False) -> Reconciliation:
     """kill -9 the worker at `kills` random points while a stream arrives, restarting it each time.
 
-    By default the stream is paced to last about 6 s per kill, so every kill lands while windows are arriving."""
+    By default the stream is paced to last about 10 s per kill, so every kill lands while windows are arriving;
+    kills stop early if the stream has ended (the table reports how many happened)."""
     rng = random.Random(env.seed)
-    rate = rate or windows / (kills * 6.0)
+    rate = rate or windows / (kills * 10.0)
     mode = "exactly-once" if exactly_once else "at-least-once"
     topics = env.topics()
     group = f"g-kill-{uuid.uuid4().hex[:6]}"
@@ -105,20 +106,25 @@ def kill9(env: FaultEnv, kills: int = 10, windows: int = 4000, rate: float | Non
     feeder = producer.send_in_background(str(topics["input"]), records, rate)
     killed_at: list[int] = []
     for i in range(kills):
+        if not feeder.is_alive():
+            break
         w = env.worker(topics, group, f"kill{i}", exactly_once).start()
 
         def consuming(w: WorkerProcess = w) -> bool:
-            return w.metric("tsad_windows_consumed_total") > 0 or not w.alive
+            return w.metric("tsad_windows_consumed_total") > 0 or not w.alive or not feeder.is_alive()
 
         # a kill that lands mid-rebalance makes the next join wait out max_poll_interval_ms (15 s here)
-        wait_for(consuming, 180, "the worker to consume")
+        try:
+            wait_for(consuming, 180, "the worker to consume")
+        except AssertionError as exc:
+            raise AssertionError(f"{exc}; worker {w.name} log tail:\n{w.log()[-4000:]}") from None
         time.sleep(rng.uniform(0.1, 1.5))
         killed_at.append(int(w.metric("tsad_windows_consumed_total")))
         w.kill()
     final = env.worker(topics, group, "final", exactly_once).start()
     feeder.join(timeout=300)
     producer.close()
-    result = reconcile(f"kill -9 x{kills}", mode, env, topics, producer.acked, exactly_once)
+    result = reconcile(f"kill -9 x{len(killed_at)}", mode, env, topics, producer.acked, exactly_once)
     result.notes.append(f"killed after consuming {killed_at} windows")
     final.terminate()
     return result
