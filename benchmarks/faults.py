@@ -23,13 +23,9 @@ from fault_scenarios import (
     output_unavailable,
     two_workers_one_killed,
 )
+from harness import train_sample_bundle
 
 from sample_streams.local_kafka import LocalKafka
-from trainer.pipeline import train
-from trainer.presets import get_preset
-from trainer.window_files import load_window_file
-
-ROOT = Path(__file__).resolve().parent.parent
 
 
 def main() -> None:
@@ -39,9 +35,7 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp, LocalKafka() as kafka:
-        bundle = Path(tmp) / "bundle"
-        train(load_window_file(ROOT / "sample_streams" / "data" / "ecg_train.jsonl"),
-              get_preset("default").replace(epochs=60), seed=0, name="faults", on_epoch=None).bundle.save(bundle)
+        bundle = train_sample_bundle(Path(tmp) / "bundle", epochs=60, name="faults")
         env = FaultEnv(kafka, bundle, Path(tmp), seed=args.seed)
         rows = []
         try:

@@ -195,3 +195,15 @@ def end_offsets(bootstrap: str, topic: str) -> dict[int, int]:
         return {tp.partition: off for tp, off in consumer.end_offsets(parts).items()}
     finally:
         consumer.close()
+
+
+def train_sample_bundle(out: Path, epochs: int = 30, name: str = "sample-ecg") -> Path:
+    """A bundle trained on the committed ECG-like training stream (short training: enough to separate)."""
+    from trainer.pipeline import train
+    from trainer.presets import get_preset
+    from trainer.window_files import load_window_file
+
+    data = Path(__file__).resolve().parent.parent / "sample_streams" / "data" / "ecg_train.jsonl"
+    result = train(load_window_file(data), get_preset("default").replace(epochs=epochs), seed=0, name=name,
+                   on_epoch=None)
+    return result.bundle.save(out)

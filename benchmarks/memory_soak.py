@@ -15,18 +15,13 @@ import uuid
 from pathlib import Path
 
 import numpy as np
-from harness import WorkerProcess
+from harness import WorkerProcess, train_sample_bundle
 from kafka import KafkaProducer
 
 from sample_streams.generator import generate
 from sample_streams.local_kafka import LocalKafka
 from sample_streams.replay import replay
 from sample_streams.topics import ensure_topics
-from trainer.pipeline import train
-from trainer.presets import get_preset
-from trainer.window_files import load_window_file
-
-ROOT = Path(__file__).resolve().parent.parent
 
 
 def main() -> None:
@@ -38,9 +33,7 @@ def main() -> None:
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp_name, LocalKafka() as kafka:
         tmp = Path(tmp_name)
-        bundle = tmp / "bundle"
-        train(load_window_file(ROOT / "sample_streams" / "data" / "ecg_train.jsonl"),
-              get_preset("default").replace(epochs=30), seed=0, on_epoch=None).bundle.save(bundle)
+        bundle = train_sample_bundle(tmp / "bundle")
         tag = uuid.uuid4().hex[:6]
         topics: dict[str, str | None] = {"input": f"soak-{tag}", "events": f"ev-{tag}", "dead_letter": f"dlq-{tag}",
                                          "scores": f"sc-{tag}"}

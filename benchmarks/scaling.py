@@ -13,18 +13,13 @@ import uuid
 from pathlib import Path
 
 import numpy as np
-from harness import WorkerProcess, wait_for
+from harness import WorkerProcess, train_sample_bundle, wait_for
 from throughput import prefill
 
 from detector.bundle import ModelBundle
 from detector.scoring import BatchScorer, Scorer
 from sample_streams.local_kafka import LocalKafka
 from sample_streams.topics import ensure_topics
-from trainer.pipeline import train
-from trainer.presets import get_preset
-from trainer.window_files import load_window_file
-
-ROOT = Path(__file__).resolve().parent.parent
 
 
 def run_group(tmp: Path, bootstrap: str, bundle: Path, topic: str, n: int, workers: int) -> float:
@@ -70,9 +65,7 @@ def main() -> None:
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp_name, LocalKafka() as kafka:
         tmp = Path(tmp_name)
-        bundle = tmp / "bundle"
-        train(load_window_file(ROOT / "sample_streams" / "data" / "ecg_train.jsonl"),
-              get_preset("default").replace(epochs=30), seed=0, on_epoch=None).bundle.save(bundle)
+        bundle = train_sample_bundle(tmp / "bundle")
         rows = []
         for partitions, workers in ((1, 1), (2, 1), (4, 1), (2, 2), (4, 2)):
             topic = f"scale-{partitions}-{uuid.uuid4().hex[:6]}"

@@ -22,7 +22,7 @@ import uuid
 from pathlib import Path
 
 import numpy as np
-from harness import WorkerProcess, read_topic, wait_for
+from harness import WorkerProcess, read_topic, train_sample_bundle, wait_for
 from kafka import KafkaConsumer, KafkaProducer
 
 from detector.bundle import ModelBundle
@@ -32,11 +32,6 @@ from sample_streams.generator import generate
 from sample_streams.local_kafka import LocalKafka
 from sample_streams.replay import encode, replay
 from sample_streams.topics import ensure_topics
-from trainer.pipeline import train
-from trainer.presets import get_preset
-from trainer.window_files import load_window_file
-
-ROOT = Path(__file__).resolve().parent.parent
 
 
 def say(text: str) -> None:
@@ -182,9 +177,7 @@ def main() -> None:
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp_name, LocalKafka() as kafka:
         tmp = Path(tmp_name)
-        bundle = tmp / "bundle"
-        train(load_window_file(ROOT / "sample_streams" / "data" / "ecg_train.jsonl"),
-              get_preset("default").replace(epochs=30), seed=0, on_epoch=None).bundle.save(bundle)
+        bundle = train_sample_bundle(tmp / "bundle")
         rows = []
         for fmt in args.formats.split(","):
             topic = f"bench-{fmt}-{uuid.uuid4().hex[:6]}"

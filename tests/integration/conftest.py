@@ -10,21 +10,13 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 SAMPLES = ROOT / "sample_streams" / "data"
 sys.path.insert(0, str(ROOT / "benchmarks"))
-from harness import WorkerProcess  # noqa: E402
+from harness import WorkerProcess, train_sample_bundle  # noqa: E402
 
 
 @pytest.fixture(scope="session")
 def sample_bundle(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A model trained on the committed ECG-like training stream (short training: enough to separate)."""
-    from trainer.pipeline import train
-    from trainer.presets import get_preset
-    from trainer.window_files import load_window_file
-
-    out = tmp_path_factory.mktemp("bundle") / "ecg"
-    result = train(load_window_file(SAMPLES / "ecg_train.jsonl"), get_preset("default").replace(epochs=60),
-                   seed=0, name="sample-ecg", on_epoch=None)
-    result.bundle.save(out)
-    return out
+    """A model trained on the committed ECG-like training stream."""
+    return train_sample_bundle(tmp_path_factory.mktemp("bundle") / "ecg", epochs=60)
 
 
 @pytest.fixture
