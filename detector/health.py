@@ -11,6 +11,9 @@ from dataclasses import dataclass, field
 class Health:
     max_loop_age_s: float = 30.0
     clock: Callable[[], float] = field(default=time.monotonic)
+    # Not ready when the loop has stalled this long (e.g. blocked on a broker that is away), well before liveness
+    # gives up on it.
+    ready_max_loop_age_s: float = 10.0
     model_ready: bool = False
     broker_connected: bool = False
     assigned_partitions: int = 0
@@ -39,4 +42,6 @@ class Health:
             problems.append("no partitions assigned")
         if self.stopping:
             problems.append("shutting down")
+        if self.last_loop is not None and self.clock() - self.last_loop > self.ready_max_loop_age_s:
+            problems.append(f"main loop stalled for {self.clock() - self.last_loop:.0f} s")
         return (not problems, "; ".join(problems) or "ready")

@@ -16,6 +16,7 @@ from detector.config import KafkaConfig
 from detector.io import DoneCallback, InputMessage, OutputRecord, RebalanceListener, TopicPartition
 
 log = logging.getLogger("tsad.kafka")
+COMMIT_TIMEOUT_MS = 5000
 
 
 def client_options(k: KafkaConfig) -> dict[str, Any]:
@@ -84,7 +85,10 @@ class KafkaSource:
         return {(tp.topic, tp.partition) for tp in self.consumer.assignment()}
 
     def commit(self, positions: dict[TopicPartition, int]) -> None:
-        self.consumer.commit({KafkaTP(t, p): OffsetAndMetadata(o, "", -1) for (t, p), o in positions.items()})
+        # Bounded: without a timeout kafka-python waits for a coordinator for as long as the broker is away,
+        # which would freeze the loop (and health reporting); a timed-out commit is retried at the next interval.
+        self.consumer.commit({KafkaTP(t, p): OffsetAndMetadata(o, "", -1) for (t, p), o in positions.items()},
+                             timeout_ms=COMMIT_TIMEOUT_MS)
 
     def lag(self) -> dict[TopicPartition, int]:
         """Messages between the consumer's position and the partition end, from the last fetch's high-water."""
@@ -105,7 +109,7 @@ class KafkaSource:
     def rewind(self, partitions: set[TopicPartition]) -> None:
         for topic, partition in partitions:
             tp = KafkaTP(topic, partition)
-            committed = self.consumer.committed(tp)
+            committed = self.consumer.committed(tp, timeout_ms=COMMIT_TIMEOUT_MS)
             if committed is None:
                 self.consumer.seek_to_beginning(tp)
             else:

@@ -47,13 +47,19 @@ def test_metrics_endpoint_serves_the_registry(served) -> None:
 
 
 def test_readiness_needs_model_broker_and_partitions(served) -> None:
-    port, _, health, _ = served
+    port, _, health, clock = served
     status, body = _get(port, "/readyz")
     assert status == 503 and "model not loaded" in body and "no partitions assigned" in body
     health.model_ready, health.broker_connected, health.assigned_partitions = True, True, 2
     assert _get(port, "/readyz") == (200, "ready\n")
     health.broker_connected = False
     assert _get(port, "/readyz")[0] == 503
+    health.broker_connected = True
+    health.loop_ran()
+    clock.t += 11  # a loop stalled past ready_max_loop_age_s (10 s) is not ready, though still alive
+    status, body = _get(port, "/readyz")
+    assert status == 503 and "main loop stalled for 11 s" in body
+    assert _get(port, "/healthz")[0] == 200
 
 
 def test_liveness_follows_the_main_loop(served) -> None:
