@@ -2,15 +2,10 @@
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import pytest
-
-ROOT = Path(__file__).resolve().parents[2]
-SAMPLES = ROOT / "sample_streams" / "data"
-sys.path.insert(0, str(ROOT / "benchmarks"))
-from harness import WorkerProcess, train_sample_bundle  # noqa: E402
+from harness import WorkerProcess, train_sample_bundle  # benchmarks/ is on sys.path (tests/conftest.py)
 
 
 @pytest.fixture(scope="session")
