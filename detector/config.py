@@ -7,6 +7,7 @@ Secrets (`kafka.sasl_password`, `kafka.ssl_password`) are read from the environm
 from __future__ import annotations
 
 import dataclasses
+import importlib.util
 import os
 import types
 import typing
@@ -20,6 +21,7 @@ import yaml
 SECRET_KEYS = {("kafka", "sasl_password"), ("kafka", "ssl_password")}
 SECURITY_PROTOCOLS = ("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL")
 SASL_MECHANISMS = ("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512")
+KAFKA_CLIENTS = ("kafka-python", "confluent")
 
 
 class ConfigError(ValueError):
@@ -28,6 +30,7 @@ class ConfigError(ValueError):
 
 @dataclass(frozen=True)
 class KafkaConfig:
+    client: str = "kafka-python"  # kafka-python | confluent (librdkafka: pip install 'tsad[confluent]')
     bootstrap_servers: str = "localhost:9092"
     group_id: str = "tsad"
     client_id: str = "tsad-worker"
@@ -193,6 +196,11 @@ def _positive(key: str, value: float) -> None:
 
 def validate(c: Config) -> None:
     k = c.kafka
+    if k.client not in KAFKA_CLIENTS:
+        raise ConfigError(f"kafka.client: must be one of {list(KAFKA_CLIENTS)}, got {k.client!r}")
+    if k.client == "confluent" and importlib.util.find_spec("confluent_kafka") is None:
+        raise ConfigError("kafka.client: confluent needs the confluent-kafka package; install it with "
+                          "pip install 'tsad[confluent]' (or use kafka-python)")
     if not k.bootstrap_servers.strip():
         raise ConfigError("kafka.bootstrap_servers: required")
     if k.security_protocol not in SECURITY_PROTOCOLS:

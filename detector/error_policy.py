@@ -55,7 +55,7 @@ class ErrorPolicy:
             ("tsad-source-offset", str(message.offset).encode()),
         ]
         return OutputRecord("dead_letter", self.dead_letter_topic, message.key, message.value or b"", headers,
-                            message.ref())
+                            message)
 
     def publish_failed(self, record: OutputRecord, error: Exception) -> None:
         self.metrics.publish_failures.labels(kind=record.kind).inc()

@@ -1,16 +1,19 @@
-"""Output records: anomaly events and per-window score records (docs/events.md is the schema)."""
+"""Output records: anomaly events and per-window score records (docs/worker.md is the schema).
+
+A whole scored batch is encoded at once: the fields shared by the batch (threshold, model, detection time) are
+prepared once, times and rounding are vectorised, and only the dict and its JSON bytes are made per record.
+"""
 
 from __future__ import annotations
 
 import itertools
-from datetime import UTC, datetime
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import orjson
 
-from detector.batching import InputRef
-from detector.window_format import DecodedWindow
+from detector.batching import Batch
 
 SCHEMA_VERSION = 1
 
@@ -29,54 +32,79 @@ def segment_ids(window: int, segments: int) -> np.ndarray:
     return ids
 
 
-def top_segments(shares: np.ndarray, bounds: list[tuple[int, int]], top: int) -> list[dict[str, Any]]:
-    """The `top` segments carrying the largest share of the window's error, largest first."""
-    order = np.argsort(-shares, kind="stable")[:top]
-    return [{"start": bounds[i][0], "end": bounds[i][1], "share": round(float(shares[i]), 4)} for i in order]
+def iso_times(seconds: np.ndarray) -> list[str]:
+    """UTC ISO-8601 with milliseconds and a Z, e.g. 2023-11-14T22:13:20.500Z (truncated to the millisecond, as
+    datetime.isoformat(timespec='milliseconds') does after rounding to the microsecond)."""
+    micros = np.round(np.asarray(seconds, dtype=np.float64) * 1e6).astype(np.int64)
+    stamps = (micros // 1000).astype("datetime64[ms]")
+    return np.datetime_as_string(stamps, unit="ms", timezone="UTC").tolist()
 
 
-def iso_time(seconds: float) -> str:
-    return datetime.fromtimestamp(seconds, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+@dataclass
+class EncodedRecord:
+    position: int  # index of the window in its batch
+    source: str  # also the record key
+    anomaly: bool
+    value: bytes
 
 
-def source_of(ref: InputRef, window: DecodedWindow) -> str:
-    if window.source:
-        return window.source
-    if ref.key:
-        return ref.key.decode("utf-8", errors="replace")
-    return "unknown"
+class RecordEncoder:
+    """Builds the JSON records of a scored batch: events for anomalies, and score records for all when asked."""
 
+    def __init__(self, *, model: dict[str, str], threshold: float, bounds: list[tuple[int, int]], top: int,
+                 all_scores: bool) -> None:
+        self.model = model
+        self.threshold = threshold
+        self.bounds = bounds
+        self.top = top
+        self.all_scores = all_scores
+        self._threshold_r = round(threshold, 6)
 
-def build_record(
-    *,
-    ref: InputRef,
-    window: DecodedWindow,
-    window_id: str | None,
-    score: float,
-    threshold: float,
-    anomalous: bool,
-    model: dict[str, str],
-    segments: list[dict[str, Any]] | None,
-    detected_at: float,
-) -> dict[str, Any]:
-    event_time = window.ts if window.ts is not None else ref.timestamp_ms / 1000.0
-    record: dict[str, Any] = {
-        "schema": SCHEMA_VERSION,
-        "id": f"{ref.topic}-{ref.partition}-{ref.offset}",
-        "source": source_of(ref, window),
-        "input": {"topic": ref.topic, "partition": ref.partition, "offset": ref.offset, "window_id": window_id},
-        "event_time": iso_time(event_time),
-        "detection_time": iso_time(detected_at),
-        "anomaly": anomalous,
-        "score": round(score, 6),
-        "threshold": round(threshold, 6),
-        "ratio": round(score / threshold, 4) if threshold > 0 else None,
-        "model": model,
-    }
-    if segments is not None:
-        record["segments"] = segments
-    return record
+    def encode(self, batch: Batch, scores: np.ndarray, anomalous: np.ndarray, shares: np.ndarray,
+               detected_at: float) -> list[EncodedRecord]:
+        positions = np.arange(len(batch)) if self.all_scores else np.flatnonzero(anomalous)
+        if not len(positions):
+            return []
+        chosen = positions.tolist()
+        kafka_ts = [batch.messages[i].timestamp_ms / 1000.0 for i in chosen]
+        event_times = iso_times(np.array([batch.ts[i] if batch.ts[i] is not None else k
+                                          for i, k in zip(chosen, kafka_ts, strict=True)], dtype=np.float64))
+        detection_time = iso_times(np.array([detected_at]))[0]
+        picked = np.asarray(scores, dtype=np.float64)[positions]
+        rounded = np.round(picked, 6).tolist()
+        ratios = np.round(picked / self.threshold, 4).tolist() if self.threshold > 0 else [None] * len(chosen)
+        flags = anomalous[positions].tolist()
+        segments = self._segments(shares[positions], flags)
+        out = []
+        for j, i in enumerate(chosen):
+            m = batch.messages[i]
+            source = batch.sources[i] or (m.key.decode("utf-8", errors="replace") if m.key else "unknown")
+            record: dict[str, Any] = {
+                "schema": SCHEMA_VERSION,
+                "id": f"{m.topic}-{m.partition}-{m.offset}",
+                "source": source,
+                "input": {"topic": m.topic, "partition": m.partition, "offset": m.offset, "window_id": batch.ids[i]},
+                "event_time": event_times[j],
+                "detection_time": detection_time,
+                "anomaly": flags[j],
+                "score": rounded[j],
+                "threshold": self._threshold_r,
+                "ratio": ratios[j],
+                "model": self.model,
+            }
+            if flags[j]:
+                record["segments"] = segments[j]
+            out.append(EncodedRecord(i, source, flags[j], orjson.dumps(record)))
+        return out
 
-
-def encode_record(record: dict[str, Any]) -> bytes:
-    return orjson.dumps(record)
+    def _segments(self, shares: np.ndarray, flags: list[bool]) -> list[list[dict[str, Any]] | None]:
+        """The `top` segments carrying the largest share of each anomalous window's error, largest first."""
+        if not any(flags):
+            return [None] * len(flags)
+        order = np.argsort(-shares, axis=1, kind="stable")[:, : self.top]
+        values = np.round(np.take_along_axis(shares, order, axis=1).astype(np.float64), 4).tolist()
+        out: list[list[dict[str, Any]] | None] = []
+        for j, flag in enumerate(flags):
+            out.append([{"start": self.bounds[s][0], "end": self.bounds[s][1], "share": v}
+                        for s, v in zip(order[j].tolist(), values[j], strict=True)] if flag else None)
+        return out

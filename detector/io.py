@@ -5,16 +5,15 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Protocol
-
-from detector.batching import InputRef
+from typing import NamedTuple, Protocol
 
 TopicPartition = tuple[str, int]
 Headers = list[tuple[str, bytes]]
 
 
-@dataclass(frozen=True)
-class InputMessage:
+class InputMessage(NamedTuple):
+    """One consumed message; also the reference an output record keeps to its input (a tuple: cheap to make)."""
+
     topic: str
     partition: int
     offset: int
@@ -27,23 +26,24 @@ class InputMessage:
     def tp(self) -> TopicPartition:
         return (self.topic, self.partition)
 
-    def ref(self) -> InputRef:
-        return InputRef(self.topic, self.partition, self.offset, self.timestamp_ms, self.key)
 
-
-@dataclass
+@dataclass(slots=True)
 class OutputRecord:
     kind: str  # "event" | "score" | "dead_letter"
     topic: str
     key: bytes | None
     value: bytes
     headers: Headers
-    ref: InputRef
+    ref: InputMessage
     attempts: int = 0
     epoch: int = 0  # transaction epoch it was sent in (exactly-once mode): late callbacks of aborted ones are ignored
 
 
 DoneCallback = Callable[[OutputRecord, Exception | None], None]
+
+
+class BrokerError(Exception):
+    """A transient client or broker failure raised by a Source or Sink; the worker logs it and keeps running."""
 
 
 class RebalanceListener(Protocol):
@@ -77,6 +77,10 @@ class Source(Protocol):
 
 class Sink(Protocol):
     def send(self, record: OutputRecord, on_done: DoneCallback) -> None: ...
+
+    def serve(self) -> None:
+        """Run the delivery callbacks that are due, on the caller's thread (a no-op for clients that run them on
+        their own I/O thread)."""
 
     def flush(self, timeout_s: float) -> None: ...
 
@@ -194,6 +198,9 @@ class MemorySink:
         take, self.pending = self.pending, []
         for record, on_done in take:
             on_done(record, error)
+
+    def serve(self) -> None:
+        """Nothing to serve: acknowledgements are immediate (auto_ack) or driven by the test."""
 
     def flush(self, timeout_s: float) -> None:
         """Nothing to wait for: acknowledgements are immediate (auto_ack) or driven by the test."""

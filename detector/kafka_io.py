@@ -169,6 +169,9 @@ class KafkaSink:
         future.add_callback(lambda _md: on_done(record, None))
         future.add_errback(lambda exc: on_done(record, exc))
 
+    def serve(self) -> None:
+        """Nothing to do: kafka-python runs completion callbacks on its I/O thread."""
+
     def flush(self, timeout_s: float) -> None:
         try:
             self.producer.flush(timeout=timeout_s)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info
 
+from detector.bulk_histogram import BulkHistogram
+
 SCORE_BUCKETS = (0.005, 0.01, 0.015, 0.02, 0.025, 0.03, 0.04, 0.05, 0.075, 0.1, 0.15, 0.2, 0.3, 0.5, 1.0, 2.0)
 BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 2048, 4096)
 SECONDS_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
@@ -22,16 +24,16 @@ class WorkerMetrics:
                                  registry=registry)
         self.publish_failures = Counter("tsad_publish_failures", "Output sends that failed and were retried",
                                         ["kind"], registry=registry)
-        self.score = Histogram("tsad_score", "Anomaly score (reconstruction MAE) per window",
-                               buckets=SCORE_BUCKETS, registry=registry)
+        self.score = BulkHistogram("tsad_score", "Anomaly score (reconstruction MAE) per window",
+                                   SCORE_BUCKETS, registry)
         self.threshold = Gauge("tsad_threshold", "Current anomaly threshold", registry=registry)
         self.batch_size = Histogram("tsad_batch_size", "Windows per scoring batch", buckets=BATCH_BUCKETS,
                                     registry=registry)
         self.inference_seconds = Histogram("tsad_inference_seconds", "Scoring time per batch (copy in, model, "
                                            "copy out)", buckets=SECONDS_BUCKETS, registry=registry)
-        self.end_to_end_seconds = Histogram("tsad_end_to_end_latency_seconds", "Kafka timestamp of the input "
-                                            "to the broker's acknowledgement of its output",
-                                            buckets=SECONDS_BUCKETS, registry=registry)
+        self.end_to_end_seconds = BulkHistogram("tsad_end_to_end_latency_seconds", "Kafka timestamp of the "
+                                                "input to the broker's acknowledgement of its output",
+                                                SECONDS_BUCKETS, registry)
         self.lag = Gauge("tsad_consumer_lag", "Messages behind the partition end", ["topic", "partition"],
                          registry=registry)
         self.commits = Counter("tsad_commits", "Offset commits", registry=registry)

@@ -9,6 +9,8 @@ so a commit never moves past a window whose outputs are not yet safe.
 from __future__ import annotations
 
 from collections import OrderedDict
+from collections.abc import Iterable
+from typing import Any
 
 TopicPartition = tuple[str, int]
 
@@ -32,8 +34,23 @@ class OffsetTracker:
         self._count += 1
         self._next[tp] = max(self._next.get(tp, 0), offset + 1)
 
+    def begin_many(self, messages: Iterable[tuple[str, int, int, Any, Any, Any, int]]) -> None:
+        """`begin` for every message of a poll (anything shaped like InputMessage)."""
+        for topic, partition, offset, _key, _value, _headers, timestamp_ms in messages:
+            self.begin((topic, partition), offset, timestamp_ms)
+
     def add_outputs(self, tp: TopicPartition, offset: int, n: int = 1) -> None:
         self._open[tp][offset][0] += n
+
+    def processed(self, tp: TopicPartition, offset: int, outputs: int) -> int | None:
+        """The message is processed and produced `outputs` records: its processing token becomes that many output
+        tokens. Returns the input timestamp (ms) if it closed (no outputs), else None."""
+        if outputs:
+            entries = self._open.get(tp)
+            if entries is not None and offset in entries:
+                entries[offset][0] += outputs - 1
+            return None
+        return self.release(tp, offset)
 
     def release(self, tp: TopicPartition, offset: int) -> int | None:
         """Drop one token (processing done, or one output acknowledged); return the input timestamp (ms) if the

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import gc
 import logging
 import signal
 import threading
@@ -18,6 +19,7 @@ from detector.bundle import BundleError, ModelBundle
 from detector.config import Config
 from detector.health import Health
 from detector.http_server import make_server, serve_in_background
+from detector.io import RebalanceListener, Sink, Source
 from detector.kafka_io import KafkaSink, KafkaSource, TransactionalKafkaSink
 from detector.metrics import WorkerMetrics
 from detector.scoring import BatchScorer, Scorer, resolve_device
@@ -54,6 +56,22 @@ def load_scorer(config: Config) -> tuple[ModelBundle, BatchScorer]:
     return bundle, scorer
 
 
+def kafka_clients(config: Config, rebalance: RebalanceListener,
+                  overrides: dict[str, Any]) -> tuple[Source, Sink]:
+    """The configured client's Source and Sink; `overrides` holds client-specific consumer/producer settings."""
+    k = config.kafka
+    if k.client == "confluent":
+        from detector import confluent_io  # optional dependency, imported only when chosen
+
+        sink_class: Any = confluent_io.TransactionalConfluentSink if k.exactly_once else confluent_io.ConfluentSink
+        sink = sink_class(k, **overrides.get("producer", {}))
+        return confluent_io.ConfluentSource(k, config.topics.input, rebalance, **overrides.get("consumer", {})), sink
+    sink = (TransactionalKafkaSink if k.exactly_once else KafkaSink)(k, **overrides.get("producer", {}))
+    source = KafkaSource(k, config.topics.input, rebalance, config.worker.max_poll_records,
+                         **overrides.get("consumer", {}))
+    return source, sink
+
+
 def run(config: Config, stop: threading.Event | None = None, registry: CollectorRegistry | None = None,
         install_signals: bool = True, kafka_overrides: dict[str, Any] | None = None) -> int:
     stop = stop or threading.Event()
@@ -82,18 +100,18 @@ def run(config: Config, stop: threading.Event | None = None, registry: Collector
             metrics.model_created.set(created)
         health.model_ready = True
 
-        overrides = kafka_overrides or {}
         rebalance = _Rebalance()
-        sink_class = TransactionalKafkaSink if config.kafka.exactly_once else KafkaSink
-        sink = sink_class(config.kafka, **overrides.get("producer", {}))
+        source, sink = kafka_clients(config, rebalance, kafka_overrides or {})
         stack.callback(sink.close)
-        source = KafkaSource(config.kafka, config.topics.input, rebalance, config.worker.max_poll_records,
-                             **overrides.get("consumer", {}))
         stack.callback(source.close)
         worker = Worker(config=config, source=source, sink=sink, scorer=scorer, threshold=bundle.threshold,
                         model={"name": bundle.name, "version": bundle.version}, window=bundle.window,
                         metrics=metrics, health=health)
         rebalance.worker = worker
+        # Everything made so far (torch, the model, clients) lives as long as the process: move it out of the
+        # cyclic collector's view, or every full collection walks it again (measured: up to 1.5x throughput).
+        gc.collect()
+        gc.freeze()
         worker.run(stop)
     log.info("worker stopped cleanly")
     return 0

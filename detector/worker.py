@@ -8,9 +8,7 @@ through a queue; all bookkeeping happens on the loop's thread.
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import logging
-import queue
 import threading
 import time
 from collections import deque
@@ -23,13 +21,13 @@ from kafka.errors import KafkaError
 from detector.batching import Batch, MicroBatcher
 from detector.config import Config
 from detector.error_policy import ErrorPolicy
-from detector.events import build_record, encode_record, segment_bounds, source_of, top_segments
+from detector.events import RecordEncoder, segment_bounds
 from detector.health import Health
-from detector.io import InputMessage, OutputRecord, Sink, Source, TopicPartition, TransactionalSink
+from detector.io import BrokerError, InputMessage, OutputRecord, Sink, Source, TopicPartition, TransactionalSink
 from detector.metrics import WorkerMetrics
 from detector.offsets import OffsetTracker
 from detector.threshold import Threshold
-from detector.window_format import InvalidWindow, WindowDecoder
+from detector.window_format import WindowDecoder
 
 log = logging.getLogger("tsad.worker")
 RETRY_BACKOFF_S = 0.5
@@ -52,14 +50,19 @@ class Worker:
         self.batcher = MicroBatcher(window, config.batch.max_size, config.batch.max_wait_ms / 1000.0, clock)
         self.tracker = OffsetTracker()
         self.policy = ErrorPolicy(config.topics.dead_letter, metrics, clock)
-        self.bounds = segment_bounds(window, config.events.segments)
-        self._done: queue.SimpleQueue[tuple[OutputRecord, Exception | None, float]] = queue.SimpleQueue()
+        self.encoder = RecordEncoder(model=model, threshold=threshold.value,
+                                     bounds=segment_bounds(window, config.events.segments),
+                                     top=config.events.top_segments, all_scores=bool(config.topics.scores))
+        # acknowledgements, appended from any thread (deque appends and pops are atomic)
+        self._done: deque[tuple[OutputRecord, Exception | None, float]] = deque()
+        self._latencies: list[float] = []  # end-to-end seconds of windows closed since the last bulk observe
         self._retry: deque[tuple[float, OutputRecord]] = deque()
         self._committed: dict[TopicPartition, int] = {}
         self._last_commit = clock()
         self._last_periodic = -float("inf")
         self._paused = False
         self._consumed = metrics.consumed.labels(topic=config.topics.input)
+        self._published = {kind: metrics.published.labels(kind=kind) for kind in ("event", "score", "dead_letter")}
         # exactly-once: outputs since the last commit form one transaction with the offsets they cover
         self.transactional = config.kafka.exactly_once
         self._epoch = 0
@@ -74,7 +77,7 @@ class Worker:
         while not stop.is_set():
             try:
                 self.step()
-            except KafkaError as exc:  # transient broker trouble: keep the process, retry the loop
+            except (KafkaError, BrokerError) as exc:  # transient broker trouble: keep the process, retry the loop
                 log.warning("kafka error in the main loop, retrying: %s", exc)
                 self.health.broker_connected = False
                 stop.wait(1.0)
@@ -90,8 +93,7 @@ class Worker:
         self.metrics.last_poll.set(self.wall())
         if messages:
             self.health.broker_connected = True
-        for message in messages:
-            self._ingest(message)
+            self._ingest(messages)
         if self.batcher.ready():
             self._process(self.batcher.take())
         self._drain_completions()
@@ -116,22 +118,29 @@ class Worker:
                         self.tracker.in_flight)
 
     # ---- input ------------------------------------------------------------------------------------------------
-    def _ingest(self, message: InputMessage) -> None:
-        self._consumed.inc()
-        self.tracker.begin(message.tp, message.offset, message.timestamp_ms)
-        try:
-            window = self.decoder.decode(message.value)
-        except InvalidWindow as error:
+    def _ingest(self, messages: list[InputMessage]) -> None:
+        """Track, decode and batch a whole poll; dead-letter the invalid messages."""
+        self._consumed.inc(len(messages))
+        self.tracker.begin_many(messages)
+        decoded = self.decoder.decode_many([m.value for m in messages])
+        for i, error in decoded.errors:
+            message = messages[i]
             self._emit(self.policy.invalid_input(message, error))
             self._release(message.tp, message.offset)
-            return
-        if window.id is None:
-            header_id = dict(message.headers).get("tsad-id")
-            if header_id:
-                window = dataclasses.replace(window, id=header_id.decode("utf-8", errors="replace"))
-        self.batcher.add(window, message.ref())
-        if self.batcher.full:
-            self._process(self.batcher.take())
+        chosen = [messages[i] for i in decoded.index]
+        ids = decoded.ids
+        for j, message in enumerate(chosen):
+            if ids[j] is None and message.headers:
+                header_id = dict(message.headers).get("tsad-id")
+                if header_id:
+                    ids[j] = header_id.decode("utf-8", errors="replace")
+        start = 0
+        while start < len(chosen):
+            start += self.batcher.add(decoded.windows[start:], chosen[start:], ids[start:], decoded.sources[start:],
+                                      decoded.ts[start:])
+            if self.batcher.full:
+                self._process(self.batcher.take())
+        self._observe_latencies()
 
     # ---- scoring and deciding ---------------------------------------------------------------------------------
     def _process(self, batch: Batch) -> None:
@@ -140,26 +149,27 @@ class Worker:
         self.metrics.inference_seconds.observe(self.clock() - started)
         self.metrics.batch_size.observe(len(batch))
         self.metrics.scored.inc(len(batch))
+        self.metrics.score.observe_many(scores)
         anomalous = self.threshold.is_anomaly(scores)
-        detected_at = self.wall()
-        events, scores_topic = self.cfg.topics.events, self.cfg.topics.scores
-        for i, (ref, window) in enumerate(zip(batch.refs, batch.decoded, strict=True)):
-            score = float(scores[i])
-            self.metrics.score.observe(score)
-            is_anomaly = bool(anomalous[i])
-            if is_anomaly or scores_topic:
-                source = source_of(ref, window)
-                segments = top_segments(shares[i], self.bounds, self.cfg.events.top_segments) if is_anomaly else None
-                value = encode_record(build_record(
-                    ref=ref, window=window, window_id=window.id, score=score, threshold=self.threshold.value,
-                    anomalous=is_anomaly, model=self.model, segments=segments, detected_at=detected_at))
-                key = source.encode()
-                if is_anomaly:
-                    self.metrics.anomalies.labels(source=source).inc()
-                    self._emit(OutputRecord("event", events, key, value, [], ref))
-                if scores_topic:
-                    self._emit(OutputRecord("score", scores_topic, key, value, [], ref))
-            self._release((ref.topic, ref.partition), ref.offset)
+        records = self.encoder.encode(batch, scores, anomalous, shares, self.wall())
+        scores_topic = self.cfg.topics.scores
+        outputs = anomalous.astype(np.int64) + (1 if scores_topic else 0)
+        for message, n in zip(batch.messages, outputs.tolist(), strict=True):
+            closed = self.tracker.processed(message.tp, message.offset, n)
+            if closed is not None and closed >= 0:
+                self._latencies.append(self.wall() - closed / 1000.0)
+        by_source: dict[str, int] = {}
+        events = self.cfg.topics.events
+        for r in records:
+            message = batch.messages[r.position]
+            key = r.source.encode()
+            if r.anomaly:
+                by_source[r.source] = by_source.get(r.source, 0) + 1
+                self._dispatch(OutputRecord("event", events, key, r.value, [], message))
+            if scores_topic:
+                self._dispatch(OutputRecord("score", scores_topic, key, r.value, [], message))
+        for source, n in by_source.items():
+            self.metrics.anomalies.labels(source=source).inc(n)
 
     # ---- output -----------------------------------------------------------------------------------------------
     def _emit(self, record: OutputRecord) -> None:
@@ -174,14 +184,16 @@ class Worker:
         self.sink.send(record, self._on_done)
 
     def _on_done(self, record: OutputRecord, error: Exception | None) -> None:  # any thread
-        self._done.put((record, error, self.wall()))
+        self._done.append((record, error, self.wall()))
 
     def _drain_completions(self) -> None:
-        while True:
-            try:
-                record, error, at = self._done.get_nowait()
-            except queue.Empty:
-                return
+        self.sink.serve()
+        done = self._done
+        if not done:
+            return
+        published = dict.fromkeys(self._published, 0)
+        while done:
+            record, error, at = done.popleft()
             if record.epoch != self._epoch:
                 continue  # belongs to an aborted transaction: its window is being re-read
             self._outstanding -= 1
@@ -192,8 +204,12 @@ class Worker:
                 else:
                     self._retry.append((self.clock() + RETRY_BACKOFF_S, record))
                 continue
-            self.metrics.published.labels(kind=record.kind).inc()
+            published[record.kind] += 1
             self._release((record.ref.topic, record.ref.partition), record.ref.offset, at)
+        for kind, n in published.items():
+            if n:
+                self._published[kind].inc(n)
+        self._observe_latencies()
 
     def _retry_failed(self) -> None:
         now = self.clock()
@@ -208,7 +224,12 @@ class Worker:
     def _release(self, tp: TopicPartition, offset: int, at: float | None = None) -> None:
         timestamp_ms = self.tracker.release(tp, offset)
         if timestamp_ms is not None and timestamp_ms >= 0:
-            self.metrics.end_to_end_seconds.observe(max(0.0, (at or self.wall()) - timestamp_ms / 1000.0))
+            self._latencies.append((at or self.wall()) - timestamp_ms / 1000.0)
+
+    def _observe_latencies(self) -> None:
+        if self._latencies:
+            self.metrics.end_to_end_seconds.observe_many(np.maximum(self._latencies, 0.0))
+            self._latencies = []
 
     # ---- flow control and commits -----------------------------------------------------------------------------
     def _backpressure(self) -> None:

@@ -37,6 +37,12 @@ def _produce(bootstrap: str, topic: str, records, fmt: str = "json", poison: lis
     return sent
 
 
+@pytest.fixture(params=["kafka-python", "confluent"])
+def client(request) -> dict[str, str]:
+    """Each test runs on both Kafka client backends."""
+    return {"client": request.param}
+
+
 def _wait(predicate, timeout: float = 90.0, what: str = "condition") -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -46,10 +52,12 @@ def _wait(predicate, timeout: float = 90.0, what: str = "condition") -> None:
     raise AssertionError(f"timed out waiting for {what}")
 
 
-def test_events_scores_dead_letters_metrics_and_clean_shutdown(kafka, new_topic, workers, sample_bundle) -> None:
+def test_events_scores_dead_letters_metrics_and_clean_shutdown(kafka, new_topic, workers, sample_bundle,
+                                                               client) -> None:
     topics = _topics(new_topic, partitions=2)
     records = list(read_stream(SAMPLES / "ecg_stream.jsonl"))
-    worker = workers(kafka.bootstrap, sample_bundle, topics, group="g-main").start()
+    group = f"g-main-{client['client']}"
+    worker = workers(kafka.bootstrap, sample_bundle, topics, group=group, kafka=client).start()
     worker.wait_ready()
     assert _produce(kafka.bootstrap, topics["input"], records, poison=POISON) == len(records)
 
@@ -93,22 +101,23 @@ def test_events_scores_dead_letters_metrics_and_clean_shutdown(kafka, new_topic,
     began = time.monotonic()
     assert worker.terminate() == 0
     assert time.monotonic() - began < 15
-    assert committed_offsets(kafka.bootstrap, "g-main", topics["input"]) == end_offsets(kafka.bootstrap,
+    assert committed_offsets(kafka.bootstrap, group, topics["input"]) == end_offsets(kafka.bootstrap,
                                                                                         topics["input"])
 
 
-def test_sigterm_mid_stream_then_restart_loses_nothing(kafka, new_topic, workers, sample_bundle) -> None:
+def test_sigterm_mid_stream_then_restart_loses_nothing(kafka, new_topic, workers, sample_bundle, client) -> None:
     topics = _topics(new_topic, partitions=2)
     records = list(generate(6000, kind="ecg", seed=11, prefix="r"))
     _produce(kafka.bootstrap, topics["input"], records, fmt="f32")
-    first = workers(kafka.bootstrap, sample_bundle, topics, group="g-restart", name="first",
-                    batch={"max_size": 64}).start()
+    group = f"g-restart-{client['client']}"
+    first = workers(kafka.bootstrap, sample_bundle, topics, group=group, name="first", batch={"max_size": 64},
+                    kafka=client).start()
     _wait(lambda: first.get("/metrics")[0] == 200 and first.metric("tsad_windows_scored_total") > 500, 90,
           "the first worker to score some windows")
     assert first.terminate() == 0
     scored_first = len(read_topic(kafka.bootstrap, topics["scores"], 6000, timeout=5))
     assert 0 < scored_first < 6000, "the stop should land mid-stream"
-    workers(kafka.bootstrap, sample_bundle, topics, group="g-restart", name="second").start()
+    workers(kafka.bootstrap, sample_bundle, topics, group=group, name="second", kafka=client).start()
     expected = {r.id for r in records}
 
     def window_ids(out: list) -> list[str]:
@@ -120,10 +129,11 @@ def test_sigterm_mid_stream_then_restart_loses_nothing(kafka, new_topic, workers
     print(f"first run scored {scored_first}, duplicates after restart: {len(ids) - len(set(ids))}")
 
 
-def test_two_workers_in_one_group_split_the_partitions(kafka, new_topic, workers, sample_bundle) -> None:
+def test_two_workers_in_one_group_split_the_partitions(kafka, new_topic, workers, sample_bundle, client) -> None:
     topics = _topics(new_topic, partitions=4)
-    a = workers(kafka.bootstrap, sample_bundle, topics, group="g-two", name="a").start()
-    b = workers(kafka.bootstrap, sample_bundle, topics, group="g-two", name="b").start()
+    group = f"g-two-{client['client']}"
+    a = workers(kafka.bootstrap, sample_bundle, topics, group=group, name="a", kafka=client).start()
+    b = workers(kafka.bootstrap, sample_bundle, topics, group=group, name="b", kafka=client).start()
     a.wait_ready()
     b.wait_ready()
     _wait(lambda: a.metric("tsad_assigned_partitions") == 2 and b.metric("tsad_assigned_partitions") == 2, 60,

@@ -77,3 +77,44 @@ def test_mutation_fuzzer_small_run() -> None:
     verdicts, _ = run(5000, seed=1)
     assert sum(verdicts.values()) == 5000
     assert verdicts["valid"] > 0 and len(verdicts) >= 8
+
+
+def _same_as_one_by_one(decoder: WindowDecoder, payloads: list[bytes]) -> None:
+    """decode_many must agree with decode on every payload: same verdict, reason, values and fields, in order."""
+    many = decoder.decode_many(payloads)
+    expected_rows, expected_errors = [], []
+    for i, payload in enumerate(payloads):
+        try:
+            expected_rows.append((i, decoder.decode(payload)))
+        except InvalidWindow as err:
+            expected_errors.append((i, err.reason))
+    assert many.index == [i for i, _ in expected_rows]
+    assert [(i, e.reason) for i, e in many.errors] == expected_errors
+    assert many.windows.shape == (len(expected_rows), decoder.window) and many.windows.dtype == np.float32
+    for row, (_, w) in enumerate(expected_rows):
+        np.testing.assert_array_equal(many.windows[row], w.values)
+        assert (many.ids[row], many.sources[row], many.ts[row]) == (w.id, w.source, w.ts)
+
+
+window_docs = st.builds(
+    lambda values, extra: json.dumps({"values": values, **extra}).encode(),
+    st.lists(finite32 | st.integers(-10**6, 10**6), min_size=139, max_size=141),
+    st.dictionaries(st.sampled_from(["id", "source", "ts", "label"]), scalars, max_size=4))
+payload_mix = st.lists(window_docs | st.binary(max_size=600) | json_values.map(lambda d: json.dumps(d).encode())
+                       | st.lists(finite32, min_size=140, max_size=140).map(encode_f32), max_size=12)
+
+
+@settings(max_examples=400, deadline=None)
+@given(payload_mix, st.sampled_from(["json", "f32", "auto"]))
+def test_decode_many_agrees_with_decode(payloads: list[bytes], fmt: str) -> None:
+    _same_as_one_by_one(WindowDecoder(140, fmt), payloads)
+
+
+def test_decode_many_mostly_valid_poll_with_a_few_bad() -> None:
+    good = [json.dumps({"values": [float(i % 7)] * 140, "id": f"w{i}", "ts": 1.5 * i}).encode() for i in range(50)]
+    payloads = [*good[:10], b'{"values": [' + b"1.0," * 139 + b"true]}", *good[10:30],
+                json.dumps({"values": [1e39] * 140}).encode(), *good[30:], b""]
+    _same_as_one_by_one(WindowDecoder(140, "json"), payloads)
+    f32 = [encode_f32(np.full(140, i, np.float32)) for i in range(20)]
+    _same_as_one_by_one(WindowDecoder(140, "f32"), [*f32[:5], b"\x00" * 10, *f32[5:],
+                                                    np.full(140, np.inf, np.float32).tobytes()])

@@ -51,6 +51,7 @@ def _json(**fields) -> bytes:
         (b'{"values": [' + b"1.0," * 139 + b"1" + b"0" * 60 + b"]}", "out_of_range"),
         (_json(values=[1.0] * 140, source=5), "bad_field"),
         (_json(values=[1.0] * 140, ts="yesterday"), "bad_field"),
+        (b'{"values": [' + b"1.0," * 139 + b'1.0], "ts": 1' + b"0" * 400 + b"}", "bad_field"),  # was OverflowError
         (_json(values=[1.0] * 140, label=3), "bad_field"),
         (b"\x00" * 559, "wrong_length"),
         (np.full(140, np.nan, np.float32).tobytes(), "non_finite"),
