@@ -18,10 +18,10 @@ from detector.io import InputMessage
 @dataclass
 class Batch:
     windows: np.ndarray  # [n, window] float32
-    messages: list[InputMessage]  # where each window came from
-    ids: list[str | None]  # window ids (from the payload or the tsad-id header)
-    sources: list[str | None]  # source named in the payload (else the Kafka key is used)
-    ts: list[float | None]  # event time named in the payload, epoch seconds (else the Kafka timestamp)
+    messages: Sequence[InputMessage]  # where each window came from
+    ids: Sequence[str | None]  # window ids (from the payload or the tsad-id header)
+    sources: Sequence[str | None]  # source named in the payload (else the Kafka key is used)
+    ts: Sequence[float | None]  # event time named in the payload, epoch seconds (else the Kafka timestamp)
 
     def __len__(self) -> int:
         return len(self.messages)

@@ -62,6 +62,7 @@ class RecordEncoder:
 
     def encode(self, batch: Batch, scores: np.ndarray, anomalous: np.ndarray, shares: np.ndarray,
                detected_at: float) -> list[EncodedRecord]:
+        """Records for the batch; `shares` holds the segment shares of the anomalous windows only, in order."""
         positions = np.arange(len(batch)) if self.all_scores else np.flatnonzero(anomalous)
         if not len(positions):
             return []
@@ -74,7 +75,7 @@ class RecordEncoder:
         rounded = np.round(picked, 6).tolist()
         ratios = np.round(picked / self.threshold, 4).tolist() if self.threshold > 0 else [None] * len(chosen)
         flags = anomalous[positions].tolist()
-        segments = self._segments(shares[positions], flags)
+        segments = self._segments(shares, flags)
         out = []
         for j, i in enumerate(chosen):
             m = batch.messages[i]
@@ -99,12 +100,15 @@ class RecordEncoder:
 
     def _segments(self, shares: np.ndarray, flags: list[bool]) -> list[list[dict[str, Any]] | None]:
         """The `top` segments carrying the largest share of each anomalous window's error, largest first."""
-        if not any(flags):
-            return [None] * len(flags)
+        out: list[list[dict[str, Any]] | None] = [None] * len(flags)
+        if not len(shares):
+            return out
         order = np.argsort(-shares, axis=1, kind="stable")[:, : self.top]
         values = np.round(np.take_along_axis(shares, order, axis=1).astype(np.float64), 4).tolist()
-        out: list[list[dict[str, Any]] | None] = []
+        rows = iter(zip(order.tolist(), values, strict=True))
         for j, flag in enumerate(flags):
-            out.append([{"start": self.bounds[s][0], "end": self.bounds[s][1], "share": v}
-                        for s, v in zip(order[j].tolist(), values[j], strict=True)] if flag else None)
+            if flag:
+                segs, vals = next(rows)
+                out[j] = [{"start": self.bounds[s][0], "end": self.bounds[s][1], "share": v}
+                          for s, v in zip(segs, vals, strict=True)]
         return out

@@ -85,9 +85,31 @@ class Scorer:
         return ScoreResult(scores.cpu().numpy(), errors.cpu().numpy())
 
 
+class ScoredBatch:
+    """Scores of a batch (on the host), and per-segment error shares on demand for chosen rows.
+
+    Shares are only needed for the windows that become events, so they stay on the device until asked for: the
+    copy back is 4 bytes per window instead of 4 × (1 + segments).
+    """
+
+    def __init__(self, scores: np.ndarray, errors: torch.Tensor, onehot: torch.Tensor) -> None:
+        self.scores = scores
+        self._errors = errors
+        self._onehot = onehot
+
+    @torch.inference_mode()
+    def shares(self, rows: np.ndarray) -> np.ndarray:
+        """[len(rows), segments]: each segment's share of the row's total absolute error."""
+        if not len(rows):
+            return np.empty((0, self._onehot.shape[1]), dtype=np.float32)
+        index = torch.from_numpy(np.asarray(rows, dtype=np.int64)).to(self._errors.device)
+        per_segment = self._errors.index_select(0, index) @ self._onehot
+        return (per_segment / per_segment.sum(dim=1, keepdim=True).clamp_min(1e-12)).cpu().numpy()
+
+
 class BatchScorer:
     """The worker's scoring path: a reusable (pinned, on CUDA) host staging buffer, a non-blocking copy to the
-    device, scores and per-segment error shares computed there, and one small copy back."""
+    device, scores computed there, and one small copy back (segment shares follow for the rows that need them)."""
 
     def __init__(self, scorer: Scorer, max_batch: int, segments: int) -> None:
         self.scorer = scorer
@@ -96,27 +118,30 @@ class BatchScorer:
         device = scorer.device
         self._host = torch.empty((max_batch, scorer.window), dtype=torch.float32,
                                  pin_memory=device.type == "cuda")
-        self._segment_ids = torch.from_numpy(segment_ids(scorer.window, segments)).to(device)
+        ids = torch.from_numpy(segment_ids(scorer.window, segments))
+        # sample → segment as a [window, segments] 0/1 matrix: summing per segment is then one small GEMM
+        self._onehot = torch.nn.functional.one_hot(ids, segments).to(torch.float32).to(device)
 
     @property
     def device(self) -> torch.device:
         return self.scorer.device
 
     @torch.inference_mode()
-    def score(self, windows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """(scores [n], segment error shares [n, segments]) for raw windows [n, window], n <= max_batch."""
+    def score(self, windows: np.ndarray) -> ScoredBatch:
+        """Scores for raw windows [n, window], n <= max_batch."""
         n = len(windows)
         if self.device.type == "cuda":
-            # torch's CPU copy runs on several threads: staging a large batch is ~memcpy speed, not numpy's one core
-            self._host[:n].copy_(torch.from_numpy(np.ascontiguousarray(windows, dtype=np.float32)))
-            x = self._host[:n].to(self.device, non_blocking=True)
+            source = torch.from_numpy(np.ascontiguousarray(windows, dtype=np.float32))
+            if source.is_pinned():  # a caller's pinned buffer (e.g. a ring buffer a source fills): no staging
+                x = source.to(self.device, non_blocking=True)  # `.cpu()` below waits, so it is safe to reuse after
+            else:
+                # torch's CPU copy runs on several threads: staging is ~memcpy speed, not numpy's one core
+                self._host[:n].copy_(source)
+                x = self._host[:n].to(self.device, non_blocking=True)
         else:
             x = torch.from_numpy(np.ascontiguousarray(windows, dtype=np.float32))
         scores, errors = self.scorer.score_tensor(x)
-        per_segment = torch.zeros((n, self.segments), device=self.device).index_add_(1, self._segment_ids, errors)
-        shares = per_segment / per_segment.sum(dim=1, keepdim=True).clamp_min(1e-12)
-        out = torch.cat([scores[:, None], shares], dim=1).cpu().numpy()
-        return out[:, 0], out[:, 1:]
+        return ScoredBatch(scores.cpu().numpy(), errors, self._onehot)
 
     def warm_up(self, batches: int) -> None:
         """Run a few batches of every size class so the first real batch pays no allocation or kernel set-up."""

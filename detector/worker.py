@@ -26,6 +26,7 @@ from detector.health import Health
 from detector.io import BrokerError, InputMessage, OutputRecord, Sink, Source, TopicPartition, TransactionalSink
 from detector.metrics import WorkerMetrics
 from detector.offsets import OffsetTracker
+from detector.scoring import ScoredBatch
 from detector.threshold import Threshold
 from detector.window_format import WindowDecoder
 
@@ -34,7 +35,7 @@ RETRY_BACKOFF_S = 0.5
 
 
 class BatchScoring(Protocol):
-    def score(self, windows: np.ndarray) -> tuple[np.ndarray, np.ndarray]: ...
+    def score(self, windows: np.ndarray) -> ScoredBatch: ...
 
 
 class Worker:
@@ -145,13 +146,14 @@ class Worker:
     # ---- scoring and deciding ---------------------------------------------------------------------------------
     def _process(self, batch: Batch) -> None:
         started = self.clock()
-        scores, shares = self.scorer.score(batch.windows)
+        result = self.scorer.score(batch.windows)
+        scores = result.scores
         self.metrics.inference_seconds.observe(self.clock() - started)
         self.metrics.batch_size.observe(len(batch))
         self.metrics.scored.inc(len(batch))
         self.metrics.score.observe_many(scores)
         anomalous = self.threshold.is_anomaly(scores)
-        records = self.encoder.encode(batch, scores, anomalous, shares, self.wall())
+        records = self.encoder.encode(batch, scores, anomalous, result.shares(np.flatnonzero(anomalous)), self.wall())
         scores_topic = self.cfg.topics.scores
         outputs = anomalous.astype(np.int64) + (1 if scores_topic else 0)
         for message, n in zip(batch.messages, outputs.tolist(), strict=True):

@@ -115,6 +115,6 @@ def test_decode_many_mostly_valid_poll_with_a_few_bad() -> None:
     payloads = [*good[:10], b'{"values": [' + b"1.0," * 139 + b"true]}", *good[10:30],
                 json.dumps({"values": [1e39] * 140}).encode(), *good[30:], b""]
     _same_as_one_by_one(WindowDecoder(140, "json"), payloads)
-    f32 = [encode_f32(np.full(140, i, np.float32)) for i in range(20)]
+    f32 = [encode_f32(np.full(140, i, np.float32)) for i in range(20)]  # i = 0: all NUL bytes, kept exactly
     _same_as_one_by_one(WindowDecoder(140, "f32"), [*f32[:5], b"\x00" * 10, *f32[5:],
                                                     np.full(140, np.inf, np.float32).tobytes()])
