@@ -49,6 +49,7 @@ class FaultEnv:
     bundle: Path
     tmp: Path
     seed: int = 0
+    client: str = "kafka-python"  # the worker's Kafka client backend
     workers: list[WorkerProcess] = field(default_factory=list)
 
     def topics(self, partitions: int = 2, create_scores: bool = True) -> dict[str, str | None]:
@@ -64,7 +65,7 @@ class FaultEnv:
     def worker(self, topics: dict[str, str | None], group: str, name: str, exactly_once: bool = False,
                **sections: dict) -> WorkerProcess:
         kafka = {"exactly_once": exactly_once, "session_timeout_ms": 6000, "max_poll_interval_ms": 15000,
-                 **sections.pop("kafka", {})}
+                 "client": self.client, **sections.pop("kafka", {})}
         w = WorkerProcess(self.tmp, self.kafka.bootstrap, self.bundle, topics, group, name, kafka=kafka,
                           worker={"commit_interval_ms": 200, "lag_interval_s": 0.5, "shutdown_timeout_s": 10},
                           **sections)

@@ -33,10 +33,11 @@ def main() -> None:
     parser.add_argument("--kills", type=int, default=12)
     parser.add_argument("--windows", type=int, default=6000)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--client", default="kafka-python", choices=["kafka-python", "confluent"])
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp, LocalKafka() as kafka:
         bundle = train_sample_bundle(Path(tmp) / "bundle", epochs=60, name="faults")
-        env = FaultEnv(kafka, bundle, Path(tmp), seed=args.seed)
+        env = FaultEnv(kafka, bundle, Path(tmp), seed=args.seed, client=args.client)
         rows = []
         try:
             for name, run in [
@@ -52,6 +53,7 @@ def main() -> None:
                 print(f"{name}: done in {time.monotonic() - began:.0f} s", file=sys.stderr, flush=True)
         finally:
             env.cleanup()
+    print(f"worker client: {args.client}\n")
     print(HEADER)
     for row in rows:
         print(row.row())

@@ -1,13 +1,17 @@
-"""End-to-end throughput and latency against the real broker on this machine.
+"""End-to-end throughput and latency against the real broker on this machine, for both Kafka client backends.
 
-    python benchmarks/throughput.py [--windows 200000] [--formats json,f32] [--latency-rates 1000,10000]
+    python benchmarks/throughput.py [--windows 200000] [--formats json,f32] [--clients kafka-python,confluent]
+                                    [--latency-rates 1000,10000] [--exactly-once] [--no-doc]
 
 For each window format, a topic is pre-filled with N windows, then measured in the same run:
-  (a) a bare kafka-python consumer that reads and discards the topic (the client's ceiling),
-  (b) the detector worker (a separate process, all-scores mode, events published, offsets committed),
+  (a) a bare kafka-python consumer that reads and discards the topic (the issue's ceiling), and a bare
+      confluent-kafka consumer for reference,
+  (b) the detector worker with each client (a separate process, all-scores mode, events published, offsets
+      committed),
   (c) the naive loop a user writes first: consume one message, score it, produce one event, wait, commit.
-Then latency at fixed offered loads: input Kafka timestamp to the output record's Kafka timestamp (set when the
-worker sends it), from a replay at the given rate. Prints Markdown tables.
+Then latency at fixed offered loads: input Kafka timestamp to the moment the window's score record reaches a live
+downstream consumer, from a paced librdkafka producer (pre-encoded payloads, so 10k/s can be offered here).
+Prints Markdown tables and writes them to docs/performance.md (block 'throughput') unless --no-doc.
 """
 
 from __future__ import annotations
@@ -22,15 +26,18 @@ import uuid
 from pathlib import Path
 
 import numpy as np
+import orjson
+from confluent_kafka import Consumer, Producer
 from harness import WorkerProcess, read_topic, train_sample_bundle, wait_for
 from kafka import KafkaConsumer, KafkaProducer
+from perfdoc import Report
 
 from detector.bundle import ModelBundle
 from detector.scoring import Scorer
 from detector.window_format import WindowDecoder
 from sample_streams.generator import generate
 from sample_streams.local_kafka import LocalKafka
-from sample_streams.replay import encode, replay
+from sample_streams.replay import encode
 from sample_streams.topics import ensure_topics
 
 
@@ -52,6 +59,22 @@ def prefill(bootstrap: str, topic: str, n: int, fmt: str, partitions: int = 1) -
     return n / (time.perf_counter() - start)
 
 
+def bare_confluent_consumer(bootstrap: str, topic: str, n: int) -> float:
+    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": f"bare-ck-{uuid.uuid4().hex[:6]}",
+                         "auto.offset.reset": "earliest", "enable.auto.commit": False})
+    consumer.subscribe([topic])
+    seen, start = 0, None
+    while seen < n:
+        messages = consumer.consume(4000, 1.0)
+        if messages and start is None:
+            start = time.perf_counter()
+        seen += sum(1 for m in messages if m.error() is None)
+    assert start is not None
+    seconds = time.perf_counter() - start
+    consumer.close()
+    return n / seconds
+
+
 def bare_consumer(bootstrap: str, topic: str, n: int) -> float:
     consumer = KafkaConsumer(topic, bootstrap_servers=bootstrap, group_id=f"bare-{uuid.uuid4().hex[:6]}",
                              auto_offset_reset="earliest", enable_auto_commit=False, max_poll_records=2000,
@@ -69,13 +92,14 @@ def bare_consumer(bootstrap: str, topic: str, n: int) -> float:
 
 
 def worker_run(tmp: Path, bootstrap: str, bundle: Path, topic: str, n: int, fmt: str,
-               batch: dict[str, object] | None = None, name: str = "bench", exactly_once: bool = False) -> float:
+               batch: dict[str, object] | None = None, name: str = "bench", exactly_once: bool = False,
+               client: str = "kafka-python") -> float:
     tag = uuid.uuid4().hex[:6]
     topics: dict[str, str | None] = {"input": topic, "events": f"ev-{tag}", "dead_letter": f"dlq-{tag}",
                                      "scores": f"sc-{tag}"}
     ensure_topics(bootstrap, {f"ev-{tag}": 1, f"dlq-{tag}": 1, f"sc-{tag}": 1})
     w = WorkerProcess(tmp, bootstrap, bundle, topics, f"bench-{tag}", name, input={"format": fmt},
-                      kafka={"exactly_once": exactly_once},
+                      kafka={"exactly_once": exactly_once, "client": client},
                       batch=batch or {"max_size": 1024, "max_wait_ms": 20, "max_in_flight": 16384},
                       worker={"max_poll_records": 4000, "commit_interval_ms": 1000, "lag_interval_s": 5.0})
     w.start()
@@ -117,30 +141,54 @@ def naive_loop(bootstrap: str, topic: str, bundle_path: Path, n: int, fmt: str) 
     return n / seconds
 
 
+def paced_send(bootstrap: str, topic: str, payloads: list[tuple[bytes, list, bytes]], rate: float) -> float:
+    """Send pre-encoded (value, headers, key) at `rate` per second from a librdkafka producer; returns the rate
+    achieved (message i leaves at start + i / rate)."""
+    producer = Producer({"bootstrap.servers": bootstrap, "linger.ms": 1, "acks": 1})
+    start = time.monotonic()
+    for i, (value, headers, key) in enumerate(payloads):
+        delay = start + i / rate - time.monotonic()
+        if delay > 0.0005:
+            time.sleep(delay)
+        producer.produce(topic, value, key, headers=headers or None)
+        if i % 500 == 0:
+            producer.poll(0)
+    seconds = time.monotonic() - start
+    producer.flush(60)
+    return len(payloads) / seconds
+
+
 def latency(tmp: Path, bootstrap: str, bundle: Path, rate: float, seconds: float, fmt: str = "json",
-            exactly_once: bool = False) -> dict[str, float]:
-    """Offered load `rate` for `seconds`; a live downstream consumer (read_committed for exactly-once) measures
+            exactly_once: bool = False, client: str = "kafka-python") -> dict[str, float | str]:
+    """Offered load `rate` for `seconds`; a live downstream consumer (read_committed for exactly-once) records
     when each window's score record becomes visible, against the input's Kafka timestamp."""
     tag = uuid.uuid4().hex[:6]
     topics: dict[str, str | None] = {"input": f"lat-in-{tag}", "events": f"lat-ev-{tag}",
                                      "dead_letter": f"lat-dlq-{tag}", "scores": f"lat-sc-{tag}"}
     ensure_topics(bootstrap, {str(t): 1 for t in topics.values()})
     w = WorkerProcess(tmp, bootstrap, bundle, topics, f"lat-{tag}", f"lat{int(rate)}{tag}", input={"format": fmt},
-                      kafka={"exactly_once": exactly_once},
+                      kafka={"exactly_once": exactly_once, "client": client},
                       batch={"max_size": 1024, "max_wait_ms": 10, "max_in_flight": 16384})
     n = int(rate * seconds)
+    payloads = [(*encode(r, fmt), r.source.encode()) for r in generate(min(n, 5000), kind="ecg", seed=3)]
+    payloads = [payloads[i % len(payloads)] for i in range(n)]
     seen: dict[int, float] = {}
     stop = threading.Event()
+    subscribed = threading.Event()
 
     def watch() -> None:
-        consumer = KafkaConsumer(str(topics["scores"]), bootstrap_servers=bootstrap, auto_offset_reset="earliest",
-                                 fetch_max_wait_ms=5, isolation_level="read_committed" if exactly_once
-                                 else "read_uncommitted")
+        consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": f"watch-{tag}",
+                             "auto.offset.reset": "earliest", "fetch.wait.max.ms": 5,
+                             "isolation.level": "read_committed" if exactly_once else "read_uncommitted"})
+        consumer.subscribe([str(topics["scores"])], on_assign=lambda *_: subscribed.set())
         while not stop.is_set() and len(seen) < n:
-            for records in consumer.poll(timeout_ms=100).values():
-                now = time.time() * 1000
-                for m in records:
-                    seen.setdefault(json.loads(m.value)["input"]["offset"], now)
+            first = consumer.poll(0.1)  # as soon as one arrives (consume(n, t) would wait for n or t)
+            messages = [first, *consumer.consume(1000, 0)] if first is not None else []
+            now = time.time() * 1000
+            for m in messages:
+                value = m.value()
+                if m.error() is None and value is not None:
+                    seen.setdefault(orjson.loads(value)["input"]["offset"], now)
         consumer.close()
 
     w.start()
@@ -148,9 +196,8 @@ def latency(tmp: Path, bootstrap: str, bundle: Path, rate: float, seconds: float
     try:
         w.wait_ready()
         watcher.start()
-        producer = KafkaProducer(bootstrap_servers=bootstrap, acks=1, linger_ms=0)
-        stats = replay(generate(n, kind="ecg", seed=3), producer, str(topics["input"]), fmt, rate)
-        producer.close()
+        subscribed.wait(30)
+        achieved = paced_send(bootstrap, str(topics["input"]), payloads, rate)
         watcher.join(timeout=120)
         inputs = {m.offset: m.timestamp for m in read_topic(bootstrap, str(topics["input"]), n, timeout=60)}
         assert w.terminate() == 0
@@ -158,7 +205,8 @@ def latency(tmp: Path, bootstrap: str, bundle: Path, rate: float, seconds: float
         stop.set()
         w.kill()
     lat = sorted(at - inputs[offset] for offset, at in seen.items())
-    return {"offered": rate, "achieved": stats.rate, "n": len(lat), "mode": exactly_once,
+    return {"offered": rate, "achieved": achieved, "n": len(lat), "client": client,
+            "mode": "exactly-once (read_committed)" if exactly_once else "at-least-once",
             "p50": _q(lat, 0.50), "p95": _q(lat, 0.95), "p99": _q(lat, 0.99), "max": float(lat[-1])}
 
 
@@ -171,10 +219,14 @@ def main() -> None:
     parser.add_argument("--windows", type=int, default=200_000)
     parser.add_argument("--naive-windows", type=int, default=1000)
     parser.add_argument("--formats", default="json,f32")
+    parser.add_argument("--clients", default="kafka-python,confluent")
     parser.add_argument("--latency-rates", default="1000,10000")
     parser.add_argument("--latency-seconds", type=float, default=10.0)
     parser.add_argument("--exactly-once", action="store_true", help="also time the worker in exactly-once mode")
+    parser.add_argument("--no-doc", action="store_true", help="print only; leave docs/performance.md alone")
     args = parser.parse_args()
+    clients = args.clients.split(",")
+    report = Report("throughput")
     with tempfile.TemporaryDirectory() as tmp_name, LocalKafka() as kafka:
         tmp = Path(tmp_name)
         bundle = train_sample_bundle(tmp / "bundle")
@@ -182,44 +234,59 @@ def main() -> None:
         for fmt in args.formats.split(","):
             topic = f"bench-{fmt}-{uuid.uuid4().hex[:6]}"
             say(f"[{fmt}] pre-filling {args.windows} windows ...")
-            produce_rate = prefill(kafka.bootstrap, topic, args.windows, fmt)
-            say(f"[{fmt}] bare consumer ...")
-            a = bare_consumer(kafka.bootstrap, topic, args.windows)
-            say(f"[{fmt}] worker ...")
-            b = worker_run(tmp, kafka.bootstrap, bundle, topic, args.windows, fmt)
-            eos = None
-            if args.exactly_once:
-                say(f"[{fmt}] worker, exactly-once ...")
-                eos = worker_run(tmp, kafka.bootstrap, bundle, topic, args.windows, fmt, name="eos",
-                                 exactly_once=True)
+            prefill(kafka.bootstrap, topic, args.windows, fmt)
+            say(f"[{fmt}] bare consumers ...")
+            bare = {"kafka-python": bare_consumer(kafka.bootstrap, topic, args.windows),
+                    "confluent": bare_confluent_consumer(kafka.bootstrap, topic, args.windows)}
             say(f"[{fmt}] naive loop ({args.naive_windows} windows) ...")
             c = naive_loop(kafka.bootstrap, topic, bundle, args.naive_windows, fmt)
-            rows.append((fmt, produce_rate, a, b, c, eos))
-        print(f"\nEnd-to-end throughput, {args.windows} windows per format (windows/s):\n")
-        print("| format | bare consumer (a) | worker (b) | naive loop (c) | b/a | b/c |")
-        print("| --- | --- | --- | --- | --- | --- |")
-        for fmt, _, a, b, c, _ in rows:
-            print(f"| {fmt} | {a:,.0f} | {b:,.0f} | {c:,.0f} | {b / a:.2f} | {b / c:.0f} |")
+            for client in clients:
+                say(f"[{fmt}] worker, {client} ...")
+                b = worker_run(tmp, kafka.bootstrap, bundle, topic, args.windows, fmt, client=client)
+                eos = None
+                if args.exactly_once:
+                    say(f"[{fmt}] worker, {client}, exactly-once ...")
+                    eos = worker_run(tmp, kafka.bootstrap, bundle, topic, args.windows, fmt, name="eos",
+                                     exactly_once=True, client=client)
+                rows.append((fmt, client, bare, b, c, eos))
+        report.line(f"End-to-end throughput, {args.windows:,} pre-filled windows per format, worker in all-scores "
+                    "mode (windows/s):")
+        report.line()
+        report.table(["format", "worker client", "worker (b)", "bare kafka-python consumer (a)", "b/a",
+                      "bare consumer, same client", "b / same-client bare", "naive loop (c)", "b/c"],
+                     [[fmt, client, f"{b:,.0f}", f"{bare['kafka-python']:,.0f}", f"{b / bare['kafka-python']:.2f}",
+                       f"{bare[client]:,.0f}", f"{b / bare[client]:.2f}", f"{c:,.0f}", f"{b / c:.0f}"]
+                      for fmt, client, bare, b, c, _ in rows])
         latencies = []
-        for rate in [float(r) for r in args.latency_rates.split(",") if r]:
-            for eos in ([False, True] if args.exactly_once else [False]):
-                say(f"latency at {rate:.0f}/s{' (exactly-once)' if eos else ''} ...")
-                latencies.append(latency(tmp, kafka.bootstrap, bundle, rate, args.latency_seconds, exactly_once=eos))
+        rates = [float(r) for r in args.latency_rates.split(",") if r]
+        if rates:  # a discarded run first: the broker's JIT and page cache warm up on it, not on the first row
+            say("latency warm-up (discarded) ...")
+            latency(tmp, kafka.bootstrap, bundle, max(rates), 5.0, client=clients[-1])
+        for rate in rates:
+            for client in clients:
+                for eos in ([False, True] if args.exactly_once else [False]):
+                    say(f"latency at {rate:.0f}/s, {client}{' (exactly-once)' if eos else ''} ...")
+                    latencies.append(latency(tmp, kafka.bootstrap, bundle, rate, args.latency_seconds,
+                                             exactly_once=eos, client=client))
         if latencies:
-            print("\nLatency, input Kafka timestamp to the score record reaching a downstream consumer (ms), json, "
-                  "max_wait 10 ms:\n")
-            print("| mode | offered /s | achieved /s | windows | p50 | p95 | p99 | max |")
-            print("| --- | --- | --- | --- | --- | --- | --- | --- |")
-            for r in latencies:
-                mode = "exactly-once (read_committed)" if r["mode"] else "at-least-once"
-                print(f"| {mode} | {r['offered']:,.0f} | {r['achieved']:,.0f} | {r['n']} | {r['p50']:.0f} | "
-                      f"{r['p95']:.0f} | {r['p99']:.0f} | {r['max']:.0f} |")
+            report.line()
+            report.line("Latency, input Kafka timestamp to the score record reaching a downstream consumer (ms), "
+                        "json, batch max_wait 10 ms:")
+            report.line()
+            report.table(["worker client", "mode", "offered /s", "achieved /s", "windows", "p50", "p95", "p99",
+                          "max"],
+                         [[str(r["client"]), str(r["mode"]), f"{r['offered']:,.0f}", f"{r['achieved']:,.0f}",
+                           str(r["n"]), f"{r['p50']:.0f}", f"{r['p95']:.0f}", f"{r['p99']:.0f}", f"{r['max']:.0f}"]
+                          for r in latencies])
         if args.exactly_once:
-            print("\nExactly-once vs at-least-once worker throughput (windows/s):\n")
-            print("| format | at-least-once | exactly-once | ratio |\n| --- | --- | --- | --- |")
-            for fmt, _, _, b, _, eos in rows:
-                assert eos is not None
-                print(f"| {fmt} | {b:,.0f} | {eos:,.0f} | {eos / b:.2f} |")
+            report.line()
+            report.line("Exactly-once vs at-least-once worker throughput (windows/s):")
+            report.line()
+            report.table(["format", "worker client", "at-least-once", "exactly-once", "ratio"],
+                         [[fmt, client, f"{b:,.0f}", f"{eos:,.0f}", f"{eos / b:.2f}"]
+                          for fmt, client, _, b, _, eos in rows if eos is not None])
+    if not args.no_doc:
+        report.save()
 
 
 if __name__ == "__main__":

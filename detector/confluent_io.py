@@ -8,7 +8,10 @@ Two differences from kafka-python shape this module:
 - delivery reports and rebalance callbacks run on the thread that calls `poll`/`consume`; the worker calls
   `Sink.serve()` from its loop, so completions arrive on the loop's own thread;
 - a synchronous offset commit has no timeout and waits for as long as the group coordinator is away, so commits run
-  on a helper thread and the loop waits at most `COMMIT_TIMEOUT_S` (one commit outstanding at a time, in order).
+  on a helper thread without holding up the loop (one outstanding at a time, in order; a failure is reported at the
+  next commit, which then carries the same or newer offsets). Before partitions are given up in a rebalance, and on
+  close, the outstanding commit is awaited for at most `COMMIT_TIMEOUT_S`. The broker-reachability probe is a
+  metadata request, so it too runs off the loop, and `connected()` returns the latest answer.
 """
 
 from __future__ import annotations
@@ -74,18 +77,28 @@ class ConfluentSource:
         self.consumer.subscribe([topic], on_assign=self._on_assign, on_revoke=self._on_revoke)
         self._committer = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="tsad-commit")
         self._pending_commit: concurrent.futures.Future[Any] | None = None
+        self._prober = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="tsad-probe")
+        self._probe: concurrent.futures.Future[bool] | None = None
+        self._connected = True
 
     def _on_assign(self, consumer: Consumer, partitions: list[KafkaTP]) -> None:
         consumer.assign(partitions)  # assign first, so the worker can pause them (backpressure) straight away
         self.listener.on_assigned(_pairs(partitions))
 
     def _on_revoke(self, consumer: Consumer, partitions: list[KafkaTP]) -> None:
-        self.listener.on_revoked(_pairs(partitions))
+        self.listener.on_revoked(_pairs(partitions))  # the worker commits what is safe ...
+        self._await_commit()  # ... and that commit must land while the partitions are still ours
         consumer.unassign()
 
-    def poll(self, timeout_s: float, max_records: int) -> list[InputMessage]:
+    def poll(self, timeout_s: float, max_records: int, fill: bool = False) -> list[InputMessage]:
         try:
-            messages = self.consumer.consume(max_records, timeout_s)
+            if fill:  # consume(n, timeout) returns at n messages or at the timeout
+                messages = self.consumer.consume(max_records, timeout_s)
+            else:  # wait for the first message only, then take what is already queued
+                first = self.consumer.poll(timeout_s)
+                if first is None:
+                    return []
+                messages = [first, *self.consumer.consume(max_records - 1, 0)] if max_records > 1 else [first]
         except KafkaException as exc:
             raise BrokerError(str(exc)) from exc
         out = []
@@ -112,14 +125,23 @@ class ConfluentSource:
         return _pairs(self.consumer.assignment())
 
     def commit(self, positions: dict[TopicPartition, int]) -> None:
-        if self._pending_commit is not None and not self._pending_commit.done():
+        previous = self._pending_commit
+        if previous is not None and not previous.done():
             raise BrokerError("the previous offset commit is still waiting for the group coordinator")
         offsets = [KafkaTP(t, p, o) for (t, p), o in positions.items()]
         self._pending_commit = self._committer.submit(self._commit_sync, offsets)
+        if previous is not None and previous.exception() is not None:
+            raise BrokerError(f"an earlier offset commit failed: {previous.exception()}")
+
+    def _await_commit(self) -> None:
+        if self._pending_commit is None:
+            return
         try:
             self._pending_commit.result(timeout=COMMIT_TIMEOUT_S)
         except concurrent.futures.TimeoutError:
-            raise BrokerError(f"offset commit not acknowledged within {COMMIT_TIMEOUT_S:.0f} s") from None
+            log.warning("offset commit not acknowledged within %.0f s", COMMIT_TIMEOUT_S)
+        except BrokerError as exc:
+            log.warning("%s", exc)
 
     def _commit_sync(self, offsets: list[KafkaTP]) -> None:
         try:
@@ -157,14 +179,24 @@ class ConfluentSource:
             self.consumer.seek(KafkaTP(tp.topic, tp.partition, tp.offset if tp.offset >= 0 else -2))
 
     def connected(self) -> bool:
+        """The latest probe's answer; starts the next probe (a metadata request) off the loop's thread."""
+        if self._probe is None or self._probe.done():
+            if self._probe is not None:
+                self._connected = self._probe.result()
+            self._probe = self._prober.submit(self._metadata_reachable)
+        return self._connected
+
+    def _metadata_reachable(self) -> bool:
         try:
             self.consumer.list_topics(self.topic, timeout=METADATA_TIMEOUT_S)
-        except KafkaException:
+        except (KafkaException, RuntimeError):  # RuntimeError: the consumer was closed meanwhile
             return False
         return True
 
     def close(self) -> None:
+        self._await_commit()
         self._committer.shutdown(wait=False, cancel_futures=True)
+        self._prober.shutdown(wait=True, cancel_futures=True)
         self.consumer.close()
 
 

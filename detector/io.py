@@ -53,7 +53,9 @@ class RebalanceListener(Protocol):
 
 
 class Source(Protocol):
-    def poll(self, timeout_s: float, max_records: int) -> list[InputMessage]: ...
+    def poll(self, timeout_s: float, max_records: int, fill: bool = False) -> list[InputMessage]:
+        """Messages as soon as any are available (at most `timeout_s` of waiting); with `fill`, keep collecting
+        until `max_records` or the timeout, whichever comes first (a batch already waiting for its deadline)."""
 
     def pause(self, partitions: set[TopicPartition]) -> None: ...
 
@@ -118,7 +120,7 @@ class MemorySource:
         """Messages not yet polled."""
         return [m for tp, log in self.logs.items() for m in log[self.positions[tp]:]]
 
-    def poll(self, timeout_s: float, max_records: int) -> list[InputMessage]:
+    def poll(self, timeout_s: float, max_records: int, fill: bool = False) -> list[InputMessage]:
         out: list[InputMessage] = []
         for tp in sorted(self.logs):
             if tp in self.paused or tp not in self.partitions:

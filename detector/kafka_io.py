@@ -66,14 +66,18 @@ class KafkaSource:
         self.consumer = KafkaConsumer(**options)
         self.consumer.subscribe([topic], listener=_Listener(listener))
 
-    def poll(self, timeout_s: float, max_records: int) -> list[InputMessage]:
-        batches = self.consumer.poll(timeout_ms=int(timeout_s * 1000), max_records=max_records)
-        out = []
-        for records in batches.values():
-            for r in records:
-                out.append(InputMessage(r.topic, r.partition, r.offset, r.key, r.value, list(r.headers or []),
-                                        r.timestamp))
-        return out
+    def poll(self, timeout_s: float, max_records: int, fill: bool = False) -> list[InputMessage]:
+        deadline = time.monotonic() + timeout_s
+        out: list[InputMessage] = []
+        while True:
+            left = deadline - time.monotonic()
+            batches = self.consumer.poll(timeout_ms=max(0, int(left * 1000)), max_records=max_records - len(out))
+            for records in batches.values():
+                for r in records:
+                    out.append(InputMessage(r.topic, r.partition, r.offset, r.key, r.value,
+                                            list(r.headers or []), r.timestamp))
+            if not fill or len(out) >= max_records or time.monotonic() >= deadline:
+                return out
 
     def pause(self, partitions: set[TopicPartition]) -> None:
         self.consumer.pause(*(KafkaTP(t, p) for t, p in partitions))

@@ -89,8 +89,14 @@ class Worker:
         self._retry_failed()
         self._backpressure()
         room = max(1, self.cfg.batch.max_in_flight - self.tracker.in_flight)
-        timeout = self.batcher.time_left() if len(self.batcher) else self.cfg.worker.poll_timeout_ms / 1000.0
-        messages = self.source.poll(timeout, min(room, self.cfg.worker.max_poll_records))
+        # An empty batcher waits for the first window; a started batch keeps collecting until it is full or due,
+        # so at moderate rates the loop turns once per batch rather than once per message.
+        filling = len(self.batcher) > 0
+        timeout = self.batcher.time_left() if filling else self.cfg.worker.poll_timeout_ms / 1000.0
+        want = min(room, self.cfg.worker.max_poll_records)
+        if filling:
+            want = min(want, self.cfg.batch.max_size - len(self.batcher))
+        messages = self.source.poll(timeout, max(1, want), fill=filling)
         self.metrics.last_poll.set(self.wall())
         if messages:
             self.health.broker_connected = True

@@ -37,6 +37,19 @@ def test_kill9_exactly_once_loses_and_duplicates_nothing(env) -> None:
     assert r.windows_in == 1500 and r.lost == 0 and r.duplicated == 0 and r.outputs == 1500
 
 
+@pytest.mark.parametrize("exactly_once", [False, True], ids=["at-least-once", "exactly-once"])
+def test_kill9_with_the_confluent_client(kafka, sample_bundle, tmp_path: Path, exactly_once: bool) -> None:
+    env = FaultEnv(kafka, sample_bundle, tmp_path, seed=8, client="confluent")
+    try:
+        r = kill9(env, kills=3, windows=1500, exactly_once=exactly_once)
+    finally:
+        env.cleanup()
+    print("\n" + r.row())
+    assert r.windows_in == 1500 and r.lost == 0
+    if exactly_once:
+        assert r.duplicated == 0 and r.outputs == 1500
+
+
 def test_broker_outage_worker_survives_and_loses_nothing(env) -> None:
     r = broker_outage(env, outage_s=11, windows=2000, rate=200)
     print("\n" + r.row())
