@@ -1,6 +1,6 @@
 """GPU scoring path against the physical limits measured in the same run (needs CUDA).
 
-    python benchmarks/gpu_scoring.py [--batches 1024,16384,65536,262144]
+    python benchmarks/gpu_scoring.py [--batches 16384,65536,262144] [--doc docs/performance.md]
 
 Prints, in windows/s of 140 float32 (560 bytes):
 - the pinned host-to-device copy limit (bandwidth / 560 B),
@@ -17,9 +17,11 @@ from __future__ import annotations
 
 import argparse
 import time
+from pathlib import Path
 
 import numpy as np
 import torch
+from perfdoc import Report
 
 from detector.batching import Batch
 from detector.events import RecordEncoder, segment_bounds
@@ -144,34 +146,45 @@ def full_path_block(batch: int, total: int, anomaly_rate: float, pinned: bool = 
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--batches", default="1024,16384,65536,262144")
+    parser.add_argument("--batches", default="16384,65536,262144")
+    parser.add_argument("--doc", default=None, help="write the tables into this copy of docs/performance.md "
+                        "(block 'gpu'); on a GPU machine, point it at a file you bring back")
     args = parser.parse_args()
     sizes = [int(b) for b in args.batches.split(",")]
-    print(f"device: {torch.cuda.get_device_name(0)}, torch {torch.__version__}")
-    print("| batch | H2D pinned limit | model fp32 | model bf16 | BatchScorer fp32 | BatchScorer bf16 |")
-    print("| --- | --- | --- | --- | --- | --- |")
+    report = Report("gpu")
+    device = f"{torch.cuda.get_device_name(0)}, torch {torch.__version__}"
+    report.line(f"device: {device}")
+    report.line()
+    rows = []
     for n in sizes:
-        row = [h2d_limit(n), model_only(n, torch.float32), model_only(n, torch.bfloat16),
-               batch_scorer(n, torch.float32), batch_scorer(n, torch.bfloat16)]
-        print(f"| {n} | " + " | ".join(f"{v / 1e6:,.2f} M/s" for v in row) + " |")
-    print(f"(H2D at the largest batch: {h2d_limit(sizes[-1]) * WINDOW_BYTES / 1e9:.1f} GB/s)")
-    print("\n| batch | staging: numpy copy + H2D | staging: pageable .to() |")
-    print("| --- | --- | --- |")
-    for n in sizes:
-        print(f"| {n} | {staging_numpy(n) / 1e6:,.2f} M/s | {staging_pageable(n) / 1e6:,.2f} M/s |")
+        rates = [h2d_limit(n), model_only(n, torch.float32), model_only(n, torch.bfloat16),
+                 batch_scorer(n, torch.float32), batch_scorer(n, torch.bfloat16)]
+        rows.append([str(n), *(f"{v / 1e6:,.2f} M/s" for v in rates)])
+    report.table(["batch", "H2D pinned limit", "model fp32", "model bf16", "BatchScorer fp32", "BatchScorer bf16"],
+                 rows)
+    report.line(f"(H2D at the largest batch: {h2d_limit(sizes[-1]) * WINDOW_BYTES / 1e9:.1f} GB/s)")
+    report.line()
+    report.table(["batch", "staging: numpy copy + H2D", "staging: pageable .to()"],
+                 [[str(n), f"{staging_numpy(n) / 1e6:,.2f} M/s", f"{staging_pageable(n) / 1e6:,.2f} M/s"]
+                  for n in sizes])
     limit = h2d_limit(sizes[-1])
-    print(f"\nFull path to JSON events (pinned H2D limit {limit / 1e6:,.1f} M windows/s in this run):\n")
-    print("| batch | anomalous | payload list (decode_many) | % of limit | contiguous block | % of limit | "
-          "pinned ring buffer | % of limit |")
-    print("| --- | --- | --- | --- | --- | --- | --- | --- |")
+    report.line()
+    report.line(f"Full path to JSON events (pinned H2D limit {limit / 1e6:,.1f} M windows/s in this run):")
+    report.line()
+    rows = []
     for rate in (0.001, 0.01):
         for n in sizes:
             total = max(n * 8, 2_000_000)
             listed, _ = full_path_payloads(n, total, rate)
             block, _ = full_path_block(n, total, rate)
             ring, events = full_path_block(n, total, rate, pinned=True)
-            print(f"| {n} | {rate:.1%} ({events} events) | {listed / 1e6:,.2f} M/s | {listed / limit:.0%} | "
-                  f"{block / 1e6:,.2f} M/s | {block / limit:.0%} | {ring / 1e6:,.2f} M/s | {ring / limit:.0%} |")
+            rows.append([str(n), f"{rate:.1%} ({events} events)", f"{listed / 1e6:,.2f} M/s", f"{listed / limit:.0%}",
+                         f"{block / 1e6:,.2f} M/s", f"{block / limit:.0%}", f"{ring / 1e6:,.2f} M/s",
+                         f"{ring / limit:.0%}"])
+    report.table(["batch", "anomalous", "payload list (decode_many)", "% of limit", "contiguous block",
+                  "% of limit", "pinned ring buffer", "% of limit"], rows)
+    if args.doc:
+        report.save(device=device, doc=Path(args.doc))
 
 
 if __name__ == "__main__":

@@ -1,8 +1,9 @@
 """Worker memory at steady load: RSS sampled over a long run against the real broker.
 
-    python benchmarks/memory_soak.py [--minutes 10] [--rate 2000] [--format json]
+    python benchmarks/memory_soak.py [--minutes 10] [--rate 2000] [--format json] [--client kafka-python]
 
-Prints RSS at start and end, the least-squares slope (MiB per minute) over the run, and the sample table.
+Prints RSS at start and end, the least-squares slope (MiB per minute) over the run, and the sample table, and
+writes them to docs/performance.md (block 'memory') unless --no-doc.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from pathlib import Path
 import numpy as np
 from harness import WorkerProcess, train_sample_bundle
 from kafka import KafkaProducer
+from perfdoc import Report
 
 from sample_streams.generator import generate
 from sample_streams.local_kafka import LocalKafka
@@ -30,7 +32,10 @@ def main() -> None:
     parser.add_argument("--rate", type=float, default=2000.0)
     parser.add_argument("--format", default="json")
     parser.add_argument("--interval", type=float, default=10.0)
+    parser.add_argument("--client", default="kafka-python", choices=["kafka-python", "confluent"])
+    parser.add_argument("--no-doc", action="store_true", help="print only; leave docs/performance.md alone")
     args = parser.parse_args()
+    report = Report("memory")
     with tempfile.TemporaryDirectory() as tmp_name, LocalKafka() as kafka:
         tmp = Path(tmp_name)
         bundle = train_sample_bundle(tmp / "bundle")
@@ -39,7 +44,7 @@ def main() -> None:
                                          "scores": f"sc-{tag}"}
         ensure_topics(kafka.bootstrap, {str(t): 2 if t == topics["input"] else 1 for t in topics.values()})
         w = WorkerProcess(tmp, kafka.bootstrap, bundle, topics, f"soak-{tag}", "soak",
-                          input={"format": args.format}).start()
+                          input={"format": args.format}, kafka={"client": args.client}).start()
         w.wait_ready()
         n = int(args.rate * args.minutes * 60)
         producer = KafkaProducer(bootstrap_servers=kafka.bootstrap, acks=1, linger_ms=5)
@@ -59,12 +64,16 @@ def main() -> None:
     rss = np.array([s[1] for s in samples])
     warm = t >= 1.0  # the first minute includes allocator and fetch-buffer growth
     slope = float(np.polyfit(t[warm], rss[warm], 1)[0]) if warm.sum() >= 3 else float("nan")
-    print(f"\n{args.minutes:.0f} min at {args.rate:.0f} windows/s ({args.format}): {scored:.0f} windows scored")
-    print(f"RSS start {rss[0]:.0f} MiB, after 1 min {rss[warm][0]:.0f} MiB, end {rss[-1]:.0f} MiB, "
-          f"max {rss.max():.0f} MiB; slope after the first minute {slope:+.2f} MiB/min")
-    print("\n| minute | RSS MiB | windows scored |\n| --- | --- | --- |")
-    for minute, mib, count in samples[:: max(1, len(samples) // 20)]:
-        print(f"| {minute:.1f} | {mib:.0f} | {count:.0f} |")
+    report.line(f"{args.minutes:.0f} min at {args.rate:.0f} windows/s ({args.format}, {args.client}, all-scores "
+                f"mode): {scored:.0f} windows scored")
+    report.line(f"RSS start {rss[0]:.0f} MiB, after 1 min {rss[warm][0]:.0f} MiB, end {rss[-1]:.0f} MiB, "
+                f"max {rss.max():.0f} MiB; slope after the first minute {slope:+.2f} MiB/min")
+    report.line()
+    shown = samples[:: max(1, len(samples) // 20)]
+    report.table(["minute", "RSS MiB", "windows scored"],
+                 [[f"{m:.1f}", f"{mib:.0f}", f"{count:.0f}"] for m, mib, count in shown])
+    if not args.no_doc:
+        report.save()
 
 
 if __name__ == "__main__":

@@ -53,6 +53,7 @@ def test_env_only_without_a_file() -> None:
         ("", {"TSAD_KAFKA_EXACTLY_ONCE": "maybe"}, "kafka.exactly_once: expected bool"),
         ("- just\n- a list\n", {}, "top level must be a mapping"),
         ("kafka: [\n", {}, "not valid YAML"),
+        ("kafka:\n  client: librdkafka\n", {}, "kafka.client: must be one of ['kafka-python', 'confluent']"),
     ],
 )
 def test_errors_name_the_key(tmp_path: Path, text: str, env: dict, message: str) -> None:
@@ -100,6 +101,34 @@ def test_security_settings_reach_the_client(env: dict, expected: dict) -> None:
         assert options[key] == value
     if env.get("TSAD_KAFKA_SECURITY_PROTOCOL", "PLAINTEXT") == "PLAINTEXT":
         assert "sasl_plain_password" not in options
+
+
+def test_security_settings_reach_the_confluent_client(tmp_path: Path) -> None:
+    from detector.confluent_io import client_options as confluent_options
+
+    ca = tmp_path / "ca.pem"
+    ca.write_text("-")
+    env = {"TSAD_KAFKA_CLIENT": "confluent", "TSAD_KAFKA_SECURITY_PROTOCOL": "SASL_SSL",
+           "TSAD_KAFKA_SASL_MECHANISM": "SCRAM-SHA-512", "TSAD_KAFKA_SASL_USERNAME": "u",
+           "TSAD_KAFKA_SASL_PASSWORD": "p", "TSAD_KAFKA_SSL_CAFILE": str(ca),
+           "TSAD_KAFKA_BOOTSTRAP_SERVERS": "a:9092,b:9092"}
+    options = confluent_options(load_config(None, env=env).kafka)
+    assert options == {"bootstrap.servers": "a:9092,b:9092", "client.id": "tsad-worker",
+                       "security.protocol": "sasl_ssl", "sasl.mechanism": "SCRAM-SHA-512", "sasl.username": "u",
+                       "sasl.password": "p",
+                       "ssl.ca.location": str(ca)}
+    plain = confluent_options(load_config(None, env={}).kafka)
+    assert plain["security.protocol"] == "plaintext" and "sasl.password" not in plain
+
+
+def test_confluent_client_without_the_package_is_a_config_error(monkeypatch) -> None:
+    import importlib.util
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec",
+                        lambda name, *a: None if name == "confluent_kafka" else real(name, *a))
+    with pytest.raises(ConfigError, match=r"pip install 'tsad\[confluent\]'"):
+        load_config(None, env={"TSAD_KAFKA_CLIENT": "confluent"})
 
 
 def test_default_config_is_valid() -> None:
