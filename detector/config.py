@@ -76,6 +76,9 @@ class ModelConfig:
     device: str = "auto"  # auto | cpu | cuda | cuda:N
     dtype: str = "float32"  # float32 | bfloat16
     warmup_batches: int = 3
+    # torch intra-op threads. 1 by default: the model is small, and extra threads spin against the broker client's
+    # own threads and the pod's CPU limit (torch would otherwise start one per core of the node). 0: torch decides.
+    threads: int = 1
 
 
 @dataclass(frozen=True)
@@ -237,6 +240,8 @@ def validate(c: Config) -> None:
         raise ConfigError(f"batch.max_in_flight: must be at least batch.max_size ({c.batch.max_size})")
     if c.model.dtype not in ("float32", "bfloat16"):
         raise ConfigError(f"model.dtype: must be float32 or bfloat16, got {c.model.dtype!r}")
+    if c.model.threads < 0:
+        raise ConfigError(f"model.threads: must be 0 (torch decides) or a positive count, got {c.model.threads}")
     if not (c.model.device in ("auto", "cpu", "cuda") or c.model.device.startswith("cuda:")):
         raise ConfigError(f"model.device: must be auto, cpu, cuda or cuda:N, got {c.model.device!r}")
     _positive("events.segments", c.events.segments)

@@ -45,6 +45,8 @@ class _Rebalance:
 def load_scorer(config: Config) -> tuple[ModelBundle, BatchScorer]:
     """Load and verify the bundle, place the model on its device and warm it up. Fails fast with BundleError."""
     bundle = ModelBundle.load(config.model.bundle)
+    if config.model.threads:
+        torch.set_num_threads(config.model.threads)
     device = resolve_device(config.model.device)
     dtype = torch.bfloat16 if config.model.dtype == "bfloat16" else torch.float32
     scorer = BatchScorer(Scorer(bundle.build_model(), bundle.scaler, bundle.window, device, dtype),
