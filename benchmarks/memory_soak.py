@@ -3,7 +3,7 @@
     python benchmarks/memory_soak.py [--minutes 10] [--rate 2000] [--format json] [--client kafka-python]
 
 Prints RSS at start and end, the least-squares slope (MiB per minute) over the run, and the sample table, and
-writes them to docs/performance.md (block 'memory') unless --no-doc.
+writes them to docs/performance.md (block 'memory-<client>') unless --no-doc.
 """
 
 from __future__ import annotations
@@ -35,7 +35,7 @@ def main() -> None:
     parser.add_argument("--client", default="kafka-python", choices=["kafka-python", "confluent"])
     parser.add_argument("--no-doc", action="store_true", help="print only; leave docs/performance.md alone")
     args = parser.parse_args()
-    report = Report("memory")
+    report = Report(f"memory-{args.client}")
     with tempfile.TemporaryDirectory() as tmp_name, LocalKafka() as kafka:
         tmp = Path(tmp_name)
         bundle = train_sample_bundle(tmp / "bundle")

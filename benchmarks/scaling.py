@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import tempfile
+import threading
 import time
 import uuid
 from pathlib import Path
@@ -25,8 +26,12 @@ from sample_streams.local_kafka import LocalKafka
 from sample_streams.topics import ensure_topics
 
 
-def run_group(tmp: Path, bootstrap: str, bundle: Path, topic: str, n: int, workers: int,
+def run_group(tmp: Path, bootstrap: str, bundle: Path, partitions: int, n: int, workers: int,
               client: str = "kafka-python") -> float:
+    """Workers join the group on an empty topic; once every one holds partitions, the topic is filled as fast as
+    librdkafka can (faster than the workers drain it) and the clock runs from the first window consumed."""
+    topic = f"scale-{partitions}-{uuid.uuid4().hex[:6]}"
+    ensure_topics(bootstrap, {topic: partitions})
     tag = uuid.uuid4().hex[:6]
     topics: dict[str, str | None] = {"input": topic, "events": f"ev-{tag}", "dead_letter": f"dlq-{tag}",
                                      "scores": None}
@@ -37,11 +42,15 @@ def run_group(tmp: Path, bootstrap: str, bundle: Path, topic: str, n: int, worke
     try:
         for p in procs:
             p.wait_ready()
-        wait_for(lambda: sum(p.metric("tsad_assigned_partitions") for p in procs) > 0, 60, "assignment")
-        # every worker must hold a partition before the clock starts (when there are enough partitions)
+        wait_for(lambda: all(p.metric("tsad_assigned_partitions") > 0 for p in procs)
+                 and sum(p.metric("tsad_assigned_partitions") for p in procs) == partitions, 90, "a stable split")
+        filler = threading.Thread(target=prefill, args=(bootstrap, topic, n, "f32", partitions), daemon=True)
+        filler.start()
+        wait_for(lambda: sum(p.metric("tsad_windows_consumed_total") for p in procs) > 0, 60, "consumption", 0.02)
         start = time.perf_counter()
-        wait_for(lambda: sum(p.metric("tsad_windows_scored_total") for p in procs) >= n, 600, "all scored", 0.2)
+        wait_for(lambda: sum(p.metric("tsad_windows_scored_total") for p in procs) >= n, 600, "all scored", 0.1)
         seconds = time.perf_counter() - start
+        filler.join(60)
     finally:
         for p in procs:
             p.kill()
@@ -75,10 +84,8 @@ def main() -> None:
         bundle = train_sample_bundle(tmp / "bundle")
         rows = []
         for partitions, workers in ((1, 1), (2, 1), (4, 1), (2, 2), (4, 2)):
-            topic = f"scale-{partitions}-{uuid.uuid4().hex[:6]}"
-            prefill(kafka.bootstrap, topic, args.windows, "f32", partitions)
-            rows.append((partitions, workers, run_group(tmp, kafka.bootstrap, bundle, topic, args.windows, workers,
-                                                        args.client)))
+            rows.append((partitions, workers, run_group(tmp, kafka.bootstrap, bundle, partitions, args.windows,
+                                                        workers, args.client)))
         costs = batch_cost(bundle)
     report.line(f"Worker throughput ({args.client}), f32, {args.windows:,} pre-filled windows, events only "
                 "(windows/s):")

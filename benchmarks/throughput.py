@@ -24,6 +24,7 @@ import threading
 import time
 import uuid
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import orjson
@@ -46,16 +47,19 @@ def say(text: str) -> None:
 
 
 def prefill(bootstrap: str, topic: str, n: int, fmt: str, partitions: int = 1) -> float:
+    """Fill `topic` with n windows as fast as librdkafka can send them; returns the rate."""
     ensure_topics(bootstrap, {topic: partitions})
-    producer = KafkaProducer(bootstrap_servers=bootstrap, acks=1, linger_ms=20, batch_size=512 * 1024)
+    producer = Producer({"bootstrap.servers": bootstrap, "acks": 1, "linger.ms": 20,
+                         "queue.buffering.max.messages": 1_000_000})
     # A few thousand distinct windows repeated: generation would otherwise dominate the set-up time.
-    pool = [encode(r, fmt) for r in generate(min(n, 5000), kind="ecg", seed=1)]
+    pool: list[tuple[bytes, Any]] = [encode(r, fmt) for r in generate(min(n, 5000), kind="ecg", seed=1)]
     start = time.perf_counter()
     for i in range(n):
         value, headers = pool[i % len(pool)]
-        producer.send(topic, value=value, key=b"ecg-%02d" % (i % 16), headers=headers or None)
-    producer.flush()
-    producer.close()
+        producer.produce(topic, value, b"ecg-%02d" % (i % 16), headers=headers or None)
+        if i % 10_000 == 0:
+            producer.poll(0)
+    producer.flush(120)
     return n / (time.perf_counter() - start)
 
 

@@ -26,6 +26,7 @@ from confluent_kafka import TopicPartition as KafkaTP
 
 from detector.config import KafkaConfig
 from detector.io import BrokerError, DoneCallback, InputMessage, OutputRecord, RebalanceListener, TopicPartition
+from detector.transactions import TransactionBracket
 
 log = logging.getLogger("tsad.kafka")
 COMMIT_TIMEOUT_S = 5.0
@@ -246,36 +247,27 @@ def _delivered(record: OutputRecord, on_done: DoneCallback, error: Any, _message
     on_done(record, None if error is None else DeliveryError(str(error)))
 
 
-class TransactionalConfluentSink(ConfluentSink):
+class TransactionalConfluentSink(TransactionBracket, ConfluentSink):
     """Exactly-once: a transactional producer; outputs and the input offsets commit in one transaction."""
 
     def __init__(self, k: KafkaConfig, **overrides: Any) -> None:
         transactional_id = k.transactional_id or f"{k.group_id}-{k.client_id}"
         super().__init__(k, **{"transactional.id": transactional_id, "enable.idempotence": True, **overrides})
         self.producer.init_transactions(30.0)  # fences an earlier producer with this id, aborts its transaction
-        self._in_transaction = False
 
     def send(self, record: OutputRecord, on_done: DoneCallback) -> None:
-        if not self._in_transaction:
-            self.producer.begin_transaction()
-            self._in_transaction = True
+        self._open()
         super().send(record, on_done)
 
-    def commit_transaction(self, positions: dict[TopicPartition, int], group_metadata: object) -> None:
-        if not self._in_transaction:
-            if not positions:
-                return
-            self.producer.begin_transaction()
-            self._in_transaction = True
-        if positions:
-            offsets = [KafkaTP(t, p, o) for (t, p), o in positions.items()]
-            self.producer.send_offsets_to_transaction(offsets, group_metadata, COMMIT_TIMEOUT_S)
-        self.producer.commit_transaction(COMMIT_TIMEOUT_S)
-        self._in_transaction = False
+    def _begin(self) -> None:
+        self.producer.begin_transaction()
 
-    def abort_transaction(self) -> None:
-        if self._in_transaction:
-            try:
-                self.producer.abort_transaction(COMMIT_TIMEOUT_S)
-            finally:
-                self._in_transaction = False
+    def _send_offsets(self, positions: dict[TopicPartition, int], group_metadata: object) -> None:
+        offsets = [KafkaTP(t, p, o) for (t, p), o in positions.items()]
+        self.producer.send_offsets_to_transaction(offsets, group_metadata, COMMIT_TIMEOUT_S)
+
+    def _commit(self) -> None:
+        self.producer.commit_transaction(COMMIT_TIMEOUT_S)
+
+    def _abort(self) -> None:
+        self.producer.abort_transaction(COMMIT_TIMEOUT_S)

@@ -14,6 +14,7 @@ from kafka.structs import TopicPartition as KafkaTP
 
 from detector.config import KafkaConfig
 from detector.io import DoneCallback, InputMessage, OutputRecord, RebalanceListener, TopicPartition
+from detector.transactions import TransactionBracket
 
 log = logging.getLogger("tsad.kafka")
 COMMIT_TIMEOUT_MS = 5000
@@ -186,36 +187,27 @@ class KafkaSink:
         self.producer.close(timeout=5)
 
 
-class TransactionalKafkaSink(KafkaSink):
+class TransactionalKafkaSink(TransactionBracket, KafkaSink):
     """Exactly-once: a transactional producer; outputs and the input offsets commit in one transaction."""
 
     def __init__(self, k: KafkaConfig, **overrides: Any) -> None:
         transactional_id = k.transactional_id or f"{k.group_id}-{k.client_id}"
         super().__init__(k, transactional_id=transactional_id, enable_idempotence=True, **overrides)
         self.producer.init_transactions()  # fences an earlier producer with this id and aborts its open transaction
-        self._in_transaction = False
 
     def send(self, record: OutputRecord, on_done: DoneCallback) -> None:
-        if not self._in_transaction:
-            self.producer.begin_transaction()
-            self._in_transaction = True
+        self._open()
         super().send(record, on_done)
 
-    def commit_transaction(self, positions: dict[TopicPartition, int], group_metadata: object) -> None:
-        if not self._in_transaction:
-            if not positions:
-                return
-            self.producer.begin_transaction()
-            self._in_transaction = True
-        if positions:
-            offsets = {KafkaTP(t, p): OffsetAndMetadata(o, "", -1) for (t, p), o in positions.items()}
-            self.producer.send_offsets_to_transaction(offsets, group_metadata)
-        self.producer.commit_transaction()
-        self._in_transaction = False
+    def _begin(self) -> None:
+        self.producer.begin_transaction()
 
-    def abort_transaction(self) -> None:
-        if self._in_transaction:
-            try:
-                self.producer.abort_transaction()
-            finally:
-                self._in_transaction = False
+    def _send_offsets(self, positions: dict[TopicPartition, int], group_metadata: object) -> None:
+        offsets = {KafkaTP(t, p): OffsetAndMetadata(o, "", -1) for (t, p), o in positions.items()}
+        self.producer.send_offsets_to_transaction(offsets, group_metadata)
+
+    def _commit(self) -> None:
+        self.producer.commit_transaction()
+
+    def _abort(self) -> None:
+        self.producer.abort_transaction()

@@ -1,0 +1,46 @@
+"""The transaction bracket shared by the exactly-once sinks of both Kafka clients.
+
+A transaction opens with the first record sent after a commit (or with the offsets, when a commit has only offsets
+to carry) and commits together with the input offsets it completes. The clients differ only in the four calls.
+"""
+
+from __future__ import annotations
+
+from detector.io import TopicPartition
+
+
+class TransactionBracket:
+    _in_transaction = False
+
+    def _begin(self) -> None:
+        raise NotImplementedError
+
+    def _send_offsets(self, positions: dict[TopicPartition, int], group_metadata: object) -> None:
+        raise NotImplementedError
+
+    def _commit(self) -> None:
+        raise NotImplementedError
+
+    def _abort(self) -> None:
+        raise NotImplementedError
+
+    def _open(self) -> None:
+        if not self._in_transaction:
+            self._begin()
+            self._in_transaction = True
+
+    def commit_transaction(self, positions: dict[TopicPartition, int], group_metadata: object) -> None:
+        if not self._in_transaction and not positions:
+            return
+        self._open()
+        if positions:
+            self._send_offsets(positions, group_metadata)
+        self._commit()
+        self._in_transaction = False
+
+    def abort_transaction(self) -> None:
+        if self._in_transaction:
+            try:
+                self._abort()
+            finally:
+                self._in_transaction = False
