@@ -163,7 +163,8 @@ def paced_send(bootstrap: str, topic: str, payloads: list[tuple[bytes, list, byt
 
 
 def latency(tmp: Path, bootstrap: str, bundle: Path, rate: float, seconds: float, fmt: str = "json",
-            exactly_once: bool = False, client: str = "kafka-python") -> dict[str, float | str]:
+            exactly_once: bool = False, client: str = "kafka-python", max_wait_ms: float = 10.0,
+            linger_ms: int = 5) -> dict[str, float | str]:
     """Offered load `rate` for `seconds`; a live downstream consumer (read_committed for exactly-once) records
     when each window's score record becomes visible, against the input's Kafka timestamp."""
     tag = uuid.uuid4().hex[:6]
@@ -171,8 +172,8 @@ def latency(tmp: Path, bootstrap: str, bundle: Path, rate: float, seconds: float
                                      "dead_letter": f"lat-dlq-{tag}", "scores": f"lat-sc-{tag}"}
     ensure_topics(bootstrap, {str(t): 1 for t in topics.values()})
     w = WorkerProcess(tmp, bootstrap, bundle, topics, f"lat-{tag}", f"lat{int(rate)}{tag}", input={"format": fmt},
-                      kafka={"exactly_once": exactly_once, "client": client},
-                      batch={"max_size": 1024, "max_wait_ms": 10, "max_in_flight": 16384})
+                      kafka={"exactly_once": exactly_once, "client": client, "linger_ms": linger_ms},
+                      batch={"max_size": 1024, "max_wait_ms": max_wait_ms, "max_in_flight": 16384})
     n = int(rate * seconds)
     payloads = [(*encode(r, fmt), r.source.encode()) for r in generate(min(n, 5000), kind="ecg", seed=3)]
     payloads = [payloads[i % len(payloads)] for i in range(n)]
@@ -226,6 +227,9 @@ def main() -> None:
     parser.add_argument("--clients", default="kafka-python,confluent")
     parser.add_argument("--latency-rates", default="1000,10000")
     parser.add_argument("--latency-seconds", type=float, default=10.0)
+    parser.add_argument("--max-wait-ms", type=float, default=10.0, help="the worker's batch.max_wait_ms in the "
+                        "latency runs")
+    parser.add_argument("--linger-ms", type=int, default=5, help="the worker's kafka.linger_ms in the latency runs")
     parser.add_argument("--exactly-once", action="store_true", help="also time the worker in exactly-once mode")
     parser.add_argument("--no-doc", action="store_true", help="print only; leave docs/performance.md alone")
     args = parser.parse_args()
@@ -265,17 +269,19 @@ def main() -> None:
         rates = [float(r) for r in args.latency_rates.split(",") if r]
         if rates:  # a discarded run first: the broker's JIT and page cache warm up on it, not on the first row
             say("latency warm-up (discarded) ...")
-            latency(tmp, kafka.bootstrap, bundle, max(rates), 5.0, client=clients[-1])
+            latency(tmp, kafka.bootstrap, bundle, max(rates), 5.0, client=clients[-1], max_wait_ms=args.max_wait_ms,
+                    linger_ms=args.linger_ms)
         for rate in rates:
             for client in clients:
                 for eos in ([False, True] if args.exactly_once else [False]):
                     say(f"latency at {rate:.0f}/s, {client}{' (exactly-once)' if eos else ''} ...")
                     latencies.append(latency(tmp, kafka.bootstrap, bundle, rate, args.latency_seconds,
-                                             exactly_once=eos, client=client))
+                                             exactly_once=eos, client=client, max_wait_ms=args.max_wait_ms,
+                                             linger_ms=args.linger_ms))
         if latencies:
             report.line()
             report.line("Latency, input Kafka timestamp to the score record reaching a downstream consumer (ms), "
-                        "json, batch max_wait 10 ms:")
+                        f"json, batch max_wait {args.max_wait_ms:g} ms, producer linger {args.linger_ms} ms:")
             report.line()
             report.table(["worker client", "mode", "offered /s", "achieved /s", "windows", "p50", "p95", "p99",
                           "max"],

@@ -47,6 +47,7 @@ class KafkaConfig:
     session_timeout_ms: int = 10000  # how fast the group notices a dead worker (and moves its partitions)
     # Also the rebalance timeout: how long a rebalance waits for a member that joined and then died.
     max_poll_interval_ms: int = 60000
+    linger_ms: int = 5  # how long the producer waits to fill a request: lower is lower latency, higher is cheaper
 
 
 @dataclass(frozen=True)
@@ -226,6 +227,8 @@ def validate(c: Config) -> None:
         raise ConfigError("kafka.max_poll_interval_ms: must be at least kafka.session_timeout_ms")
     if not 6000 <= k.session_timeout_ms <= 300000:
         raise ConfigError(f"kafka.session_timeout_ms: must be between 6000 and 300000, got {k.session_timeout_ms}")
+    if not 0 <= k.linger_ms <= 1000:
+        raise ConfigError(f"kafka.linger_ms: must be between 0 and 1000, got {k.linger_ms}")
     t = c.topics
     names = [t.input, t.events, t.dead_letter] + ([t.scores] if t.scores else [])
     if len(set(names)) != len(names):

@@ -208,7 +208,7 @@ class ConfluentSink:
         options = {
             **client_options(k),
             "acks": "all",
-            "linger.ms": 5,
+            "linger.ms": k.linger_ms,
             "batch.size": 1024 * 1024,
             "compression.type": "none",
             # a record not acknowledged by then is reported failed; the worker retries it (the input stays open)

@@ -148,7 +148,7 @@ class KafkaSink:
         options = {
             **client_options(k),
             "acks": "all",
-            "linger_ms": 5,
+            "linger_ms": k.linger_ms,
             "batch_size": 256 * 1024,
             "compression_type": None,
             "max_block_ms": 5_000,
