@@ -1,10 +1,10 @@
 """The worker loop alone: in-memory source and sink (no broker), CPU scoring, all-scores mode.
 
-    python benchmarks/worker_loop.py [--windows 100000] [--formats json,f32] [--no-doc]
+    python benchmarks/worker_loop.py [--windows 100000] [--formats json,f32] [--counts 10000,50000,200000] [--no-doc]
 
 Shows what the loop itself costs per window (decode, batch, score, encode, bookkeeping, metrics), with and without
-`gc.freeze()` after start-up (what the service does). Writes its table to docs/performance.md (block 'worker-loop')
-unless --no-doc.
+`gc.freeze()` after start-up (what the service does), and how the cost grows with the number of windows. Writes
+its tables to docs/performance.md (block 'worker-loop') unless --no-doc.
 """
 
 from __future__ import annotations
@@ -66,6 +66,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--windows", type=int, default=100_000)
     parser.add_argument("--formats", default="json,f32")
+    parser.add_argument("--counts", default="10000,50000,200000", help="window counts for the growth table (f32)")
     parser.add_argument("--no-doc", action="store_true", help="print only; leave docs/performance.md alone")
     args = parser.parse_args()
     report = Report("worker-loop")
@@ -75,10 +76,19 @@ def main() -> None:
         for fmt in args.formats.split(","):
             plain, frozen = run(bundle, fmt, args.windows, False), run(bundle, fmt, args.windows, True)
             rows.append([fmt, f"{plain:,.0f}", f"{frozen:,.0f}", f"{1e6 / frozen:.1f}"])
+        growth = []
+        for count in [int(c) for c in args.counts.split(",") if c]:
+            rate = run(bundle, "f32", count, True)
+            growth.append([f"{count:,}", f"{count / rate:.2f}", f"{rate:,.0f}", f"{1e6 / rate:.1f}"])
     report.line(f"The worker loop alone, {args.windows:,} windows, in-memory source and sink, CPU scoring, all-scores "
                 "mode (windows/s):")
     report.line()
     report.table(["format", "without gc.freeze", "with gc.freeze (as served)", "µs per window"], rows)
+    if growth:
+        report.line()
+        report.line("How the cost grows with the number of windows (f32, with gc.freeze):")
+        report.line()
+        report.table(["windows", "seconds", "windows/s", "µs per window"], growth)
     if not args.no_doc:
         report.save()
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from harness import committed_offsets, end_offsets, read_topic, read_until
+from harness import TrackedProducer, committed_offsets, end_offsets, read_topic, read_until
 from kafka import KafkaProducer
 
 from detector.bundle import ModelBundle
@@ -108,16 +108,21 @@ def test_events_scores_dead_letters_metrics_and_clean_shutdown(kafka, new_topic,
 def test_sigterm_mid_stream_then_restart_loses_nothing(kafka, new_topic, workers, sample_bundle, client) -> None:
     topics = _topics(new_topic, partitions=2)
     records = list(generate(6000, kind="ecg", seed=11, prefix="r"))
-    _produce(kafka.bootstrap, topics["input"], records, fmt="f32")
     group = f"g-restart-{client['client']}"
     first = workers(kafka.bootstrap, sample_bundle, topics, group=group, name="first", batch={"max_size": 64},
                     kafka=client).start()
-    _wait(lambda: first.get("/metrics")[0] == 200 and first.metric("tsad_windows_scored_total") > 500, 90,
-          "the first worker to score some windows")
+    first.wait_ready()
+    # paced, so the stop lands mid-stream however fast the worker is (a pre-filled topic drains in under a second)
+    producer = TrackedProducer(kafka.bootstrap)
+    feeding = producer.send_in_background(topics["input"], records, rate=1500, fmt="f32")
+    _wait(lambda: first.metric("tsad_windows_scored_total") > 500, 90, "the first worker to score some windows")
     assert first.terminate() == 0
     scored_first = len(read_topic(kafka.bootstrap, topics["scores"], 6000, timeout=5))
     assert 0 < scored_first < 6000, "the stop should land mid-stream"
     workers(kafka.bootstrap, sample_bundle, topics, group=group, name="second", kafka=client).start()
+    feeding.join(60)
+    producer.close()
+    assert producer.acked == {r.id for r in records}
     expected = {r.id for r in records}
 
     def window_ids(out: list) -> list[str]:
