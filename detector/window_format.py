@@ -203,17 +203,6 @@ class WindowDecoder:
                             [(ids + rest.ids)[j] for j in order], [(sources + rest.sources)[j] for j in order],
                             [(ts + rest.ts)[j] for j in order], rest.errors)
 
-    def decode_f32_batch(self, payloads: Sequence[bytes]) -> tuple[np.ndarray, np.ndarray]:
-        """Vectorised f32 decoding of many payloads at once (no per-message numpy work):
-        (windows of the valid payloads [k, window], valid mask [n]). Invalid ones need `decode` for a reason."""
-        size = self.window * F32.itemsize
-        ok = np.fromiter(map(len, payloads), dtype=np.int64, count=len(payloads)) == size
-        joined = b"".join(payloads) if ok.all() else b"".join(p for p, good in zip(payloads, ok, strict=True) if good)
-        windows = np.frombuffer(joined, dtype=F32).reshape(-1, self.window)
-        finite = np.isfinite(windows).all(axis=1)
-        ok[ok] = finite
-        return windows[finite] if not finite.all() else windows, ok
-
     def _decode_f32(self, payload: bytes) -> DecodedWindow:
         expected = self.window * F32.itemsize
         if len(payload) != expected:

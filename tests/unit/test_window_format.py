@@ -104,9 +104,12 @@ def test_batch_f32_decoding_matches_one_at_a_time() -> None:
     bad_nan = encode_f32(np.full(140, np.nan, np.float32))
     payloads = [good[0], b"short", good[1], bad_nan, good[2], good[3], good[4], good[5]]
     decoder = WindowDecoder(140, "f32")
-    windows, ok = decoder.decode_f32_batch(payloads)
+    many = decoder.decode_many(payloads)
+    ok = np.zeros(len(payloads), dtype=bool)
+    ok[many.index] = True
     assert ok.tolist() == [True, False, True, False, True, True, True, True]
+    assert [(i, e.reason) for i, e in many.errors] == [(1, "wrong_length"), (3, "non_finite")]
     expected = np.stack([decoder.decode(p).values for p, k in zip(payloads, ok, strict=True) if k])
-    np.testing.assert_array_equal(windows, expected)
-    all_good, all_ok = decoder.decode_f32_batch(good)
-    assert all_ok.all() and all_good.shape == (6, 140)
+    np.testing.assert_array_equal(many.windows, expected)
+    all_good = decoder.decode_many(good)
+    assert all_good.index == list(range(6)) and all_good.windows.shape == (6, 140)
