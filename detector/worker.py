@@ -159,13 +159,14 @@ class Worker:
         self.metrics.scored.inc(len(batch))
         self.metrics.score.observe_many(scores)
         anomalous = self.threshold.is_anomaly(scores)
-        records = self.encoder.encode(batch, scores, anomalous, result.shares(np.flatnonzero(anomalous)), self.wall())
+        decided_at = self.wall()  # one clock read per batch: the detection time, and when windows without outputs close
+        records = self.encoder.encode(batch, scores, anomalous, result.shares(np.flatnonzero(anomalous)), decided_at)
         scores_topic = self.cfg.topics.scores
         outputs = anomalous.astype(np.int64) + (1 if scores_topic else 0)
         for message, n in zip(batch.messages, outputs.tolist(), strict=True):
             closed = self.tracker.processed(message.tp, message.offset, n)
             if closed is not None and closed >= 0:
-                self._latencies.append(self.wall() - closed / 1000.0)
+                self._latencies.append(decided_at - closed / 1000.0)
         by_source: dict[str, int] = {}
         events = self.cfg.topics.events
         for r in records:
