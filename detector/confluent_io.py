@@ -26,7 +26,7 @@ from confluent_kafka import TopicPartition as KafkaTP
 
 from detector.config import KafkaConfig
 from detector.io import BrokerError, DoneCallback, InputMessage, OutputRecord, RebalanceListener, TopicPartition
-from detector.transactions import TransactionBracket
+from detector.transactions import TransactionBracket, transactional_id
 
 log = logging.getLogger("tsad.kafka")
 COMMIT_TIMEOUT_S = 5.0
@@ -251,13 +251,8 @@ class TransactionalConfluentSink(TransactionBracket, ConfluentSink):
     """Exactly-once: a transactional producer; outputs and the input offsets commit in one transaction."""
 
     def __init__(self, k: KafkaConfig, **overrides: Any) -> None:
-        transactional_id = k.transactional_id or f"{k.group_id}-{k.client_id}"
-        super().__init__(k, **{"transactional.id": transactional_id, "enable.idempotence": True, **overrides})
+        super().__init__(k, **{"transactional.id": transactional_id(k), "enable.idempotence": True, **overrides})
         self.producer.init_transactions(30.0)  # fences an earlier producer with this id, aborts its transaction
-
-    def send(self, record: OutputRecord, on_done: DoneCallback) -> None:
-        self._open()
-        super().send(record, on_done)
 
     def _begin(self) -> None:
         self.producer.begin_transaction()

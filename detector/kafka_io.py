@@ -14,7 +14,7 @@ from kafka.structs import TopicPartition as KafkaTP
 
 from detector.config import KafkaConfig
 from detector.io import DoneCallback, InputMessage, OutputRecord, RebalanceListener, TopicPartition
-from detector.transactions import TransactionBracket
+from detector.transactions import TransactionBracket, transactional_id
 
 log = logging.getLogger("tsad.kafka")
 COMMIT_TIMEOUT_MS = 5000
@@ -191,13 +191,8 @@ class TransactionalKafkaSink(TransactionBracket, KafkaSink):
     """Exactly-once: a transactional producer; outputs and the input offsets commit in one transaction."""
 
     def __init__(self, k: KafkaConfig, **overrides: Any) -> None:
-        transactional_id = k.transactional_id or f"{k.group_id}-{k.client_id}"
-        super().__init__(k, transactional_id=transactional_id, enable_idempotence=True, **overrides)
+        super().__init__(k, transactional_id=transactional_id(k), enable_idempotence=True, **overrides)
         self.producer.init_transactions()  # fences an earlier producer with this id and aborts its open transaction
-
-    def send(self, record: OutputRecord, on_done: DoneCallback) -> None:
-        self._open()
-        super().send(record, on_done)
 
     def _begin(self) -> None:
         self.producer.begin_transaction()

@@ -6,11 +6,23 @@ to carry) and commits together with the input offsets it completes. The clients 
 
 from __future__ import annotations
 
-from detector.io import TopicPartition
+from detector.config import KafkaConfig
+from detector.io import DoneCallback, OutputRecord, TopicPartition
+
+
+def transactional_id(k: KafkaConfig) -> str:
+    """The configured id, else `<group_id>-<client_id>` (unique per running worker when client ids are)."""
+    return k.transactional_id or f"{k.group_id}-{k.client_id}"
 
 
 class TransactionBracket:
+    """Mixed in before a Sink: every send joins the open transaction (opening one if needed)."""
+
     _in_transaction = False
+
+    def send(self, record: OutputRecord, on_done: DoneCallback) -> None:
+        self._open()
+        super().send(record, on_done)  # type: ignore[misc]  # the Sink this is mixed into
 
     def _begin(self) -> None:
         raise NotImplementedError
