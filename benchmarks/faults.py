@@ -24,6 +24,7 @@ from fault_scenarios import (
     two_workers_one_killed,
 )
 from harness import train_sample_bundle
+from perfdoc import add_client_option
 
 from sample_streams.local_kafka import LocalKafka
 
@@ -33,7 +34,7 @@ def main() -> None:
     parser.add_argument("--kills", type=int, default=12)
     parser.add_argument("--windows", type=int, default=6000)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--client", default="kafka-python", choices=["kafka-python", "confluent"])
+    add_client_option(parser)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp, LocalKafka() as kafka:
         bundle = train_sample_bundle(Path(tmp) / "bundle", epochs=60, name="faults")

@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 from harness import WorkerProcess, train_sample_bundle
 from kafka import KafkaProducer
-from perfdoc import Report
+from perfdoc import Report, add_client_option, add_doc_option
 
 from sample_streams.generator import generate
 from sample_streams.local_kafka import LocalKafka
@@ -32,8 +32,8 @@ def main() -> None:
     parser.add_argument("--rate", type=float, default=2000.0)
     parser.add_argument("--format", default="json")
     parser.add_argument("--interval", type=float, default=10.0)
-    parser.add_argument("--client", default="kafka-python", choices=["kafka-python", "confluent"])
-    parser.add_argument("--no-doc", action="store_true", help="print only; leave docs/performance.md alone")
+    add_client_option(parser)
+    add_doc_option(parser)
     args = parser.parse_args()
     report = Report(f"memory-{args.client}")
     with tempfile.TemporaryDirectory() as tmp_name, LocalKafka() as kafka:

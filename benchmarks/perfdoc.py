@@ -6,6 +6,7 @@ replaces only that block, so hand-written analysis around it stays. A block that
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import os
 import platform
@@ -15,6 +16,15 @@ import time
 from pathlib import Path
 
 DOC = Path(__file__).resolve().parent.parent / "docs" / "performance.md"
+CLIENTS = ("kafka-python", "confluent")
+
+
+def add_doc_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--no-doc", action="store_true", help="print only; leave docs/performance.md alone")
+
+
+def add_client_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--client", default=CLIENTS[0], choices=CLIENTS, help="the worker's Kafka client")
 
 
 def machine() -> str:

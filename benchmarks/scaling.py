@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 from harness import WorkerProcess, train_sample_bundle, wait_for
-from perfdoc import Report
+from perfdoc import Report, add_client_option, add_doc_option
 from throughput import prefill
 
 from detector.bundle import ModelBundle
@@ -75,8 +75,8 @@ def batch_cost(bundle: Path) -> list[tuple[int, float]]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--windows", type=int, default=60_000)
-    parser.add_argument("--client", default="kafka-python", choices=["kafka-python", "confluent"])
-    parser.add_argument("--no-doc", action="store_true", help="print only; leave docs/performance.md alone")
+    add_client_option(parser)
+    add_doc_option(parser)
     args = parser.parse_args()
     report = Report(f"scaling-{args.client}")
     with tempfile.TemporaryDirectory() as tmp_name, LocalKafka() as kafka:

@@ -31,7 +31,7 @@ import orjson
 from confluent_kafka import Consumer, Producer
 from harness import WorkerProcess, read_topic, train_sample_bundle, wait_for
 from kafka import KafkaConsumer, KafkaProducer
-from perfdoc import Report
+from perfdoc import CLIENTS, Report, add_doc_option
 
 from detector.bundle import ModelBundle
 from detector.scoring import Scorer
@@ -224,14 +224,14 @@ def main() -> None:
     parser.add_argument("--windows", type=int, default=200_000)
     parser.add_argument("--naive-windows", type=int, default=1000)
     parser.add_argument("--formats", default="json,f32")
-    parser.add_argument("--clients", default="kafka-python,confluent")
+    parser.add_argument("--clients", default=",".join(CLIENTS))
     parser.add_argument("--latency-rates", default="1000,10000")
     parser.add_argument("--latency-seconds", type=float, default=10.0)
     parser.add_argument("--max-wait-ms", type=float, default=10.0, help="the worker's batch.max_wait_ms in the "
                         "latency runs")
     parser.add_argument("--linger-ms", type=int, default=5, help="the worker's kafka.linger_ms in the latency runs")
     parser.add_argument("--exactly-once", action="store_true", help="also time the worker in exactly-once mode")
-    parser.add_argument("--no-doc", action="store_true", help="print only; leave docs/performance.md alone")
+    add_doc_option(parser)
     args = parser.parse_args()
     clients = args.clients.split(",")
     report = Report("throughput")

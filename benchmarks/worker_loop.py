@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 
 from harness import train_sample_bundle
-from perfdoc import Report
+from perfdoc import Report, add_doc_option
 from prometheus_client import CollectorRegistry
 
 from detector.bundle import ModelBundle
@@ -67,7 +67,7 @@ def main() -> None:
     parser.add_argument("--windows", type=int, default=100_000)
     parser.add_argument("--formats", default="json,f32")
     parser.add_argument("--counts", default="10000,50000,200000", help="window counts for the growth table (f32)")
-    parser.add_argument("--no-doc", action="store_true", help="print only; leave docs/performance.md alone")
+    add_doc_option(parser)
     args = parser.parse_args()
     report = Report("worker-loop")
     with tempfile.TemporaryDirectory() as tmp:

@@ -103,9 +103,8 @@ class ConfluentSource:
         except KafkaException as exc:
             raise BrokerError(str(exc)) from exc
         out = []
-        message: Any
-        for message in messages:
-            m = message  # confluent's stubs make every field optional; a consumed message has them all
+        m: Any  # confluent's stubs make every field optional; a consumed message has them all
+        for m in messages:
             error = m.error()
             if error is not None:  # informational (broker down, partition EOF): librdkafka recovers by itself
                 if error.fatal():
