@@ -1,0 +1,249 @@
+"""The optional confluent-kafka (librdkafka) implementations of the worker's Source and Sink.
+
+Chosen with `kafka.client: confluent`; kafka-python (`kafka_python`) stays the default. librdkafka does its fetching,
+batching and CRC work in C threads, so the Python cost per record is a fraction of kafka-python's
+(docs/performance.md has both measured side by side).
+
+Two differences from kafka-python shape this module:
+- delivery reports and rebalance callbacks run on the thread that calls `poll`/`consume`; the worker calls
+  `Sink.serve()` from its loop, so completions arrive on the loop's own thread;
+- a synchronous offset commit has no timeout and waits for as long as the group coordinator is away, so commits run
+  on a helper thread without holding up the loop (one outstanding at a time, in order; a failure is reported at the
+  next commit, which then carries the same or newer offsets). Before partitions are given up in a rebalance, and on
+  close, the outstanding commit is awaited for at most `COMMIT_TIMEOUT_S`. The broker-reachability probe is a
+  metadata request, so it too runs off the loop, and `connected()` returns the latest answer.
+
+Every client error leaves as `BrokerError`: librdkafka's `KafkaException`, and the `RuntimeError` a closed client
+raises.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import logging
+from functools import partial
+from typing import Any
+
+from confluent_kafka import Consumer, KafkaException, Producer
+from confluent_kafka import TopicPartition as KafkaTP
+
+from detector.config import KafkaConfig
+from detector.kafka import settings
+from detector.kafka.seams import (
+    BrokerError,
+    DoneCallback,
+    InputMessage,
+    OutputRecord,
+    RebalanceListener,
+    TopicPartition,
+    translated,
+)
+from detector.kafka.settings import COMMIT_TIMEOUT_S
+from detector.kafka.transactions import TransactionBracket
+
+log = logging.getLogger("tsad.kafka")
+CLIENT_ERRORS = (KafkaException, RuntimeError)
+METADATA_TIMEOUT_S = 0.5
+
+
+def _pairs(partitions: list[KafkaTP]) -> set[TopicPartition]:
+    return {(tp.topic, tp.partition) for tp in partitions}
+
+
+class ConfluentSource:
+    """A consumer-group member on one topic with manual, bounded commits."""
+
+    def __init__(self, k: KafkaConfig, topic: str, listener: RebalanceListener, max_poll_records: int) -> None:
+        self.topic = topic
+        self.listener = listener
+        with translated("consumer start", *CLIENT_ERRORS):
+            self.consumer = Consumer(settings.render(settings.consumer(k, max_poll_records), "confluent"))
+            self.consumer.subscribe([topic], on_assign=self._on_assign, on_revoke=self._on_revoke)
+        self._committer = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="tsad-commit")
+        self._pending_commit: concurrent.futures.Future[Any] | None = None
+        self._prober = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="tsad-probe")
+        self._probe: concurrent.futures.Future[bool] | None = None
+        self._connected = True
+
+    def _on_assign(self, consumer: Consumer, partitions: list[KafkaTP]) -> None:
+        consumer.assign(partitions)  # assign first, so the worker can pause them (backpressure) straight away
+        self.listener.on_assigned(_pairs(partitions))
+
+    def _on_revoke(self, consumer: Consumer, partitions: list[KafkaTP]) -> None:
+        self.listener.on_revoked(_pairs(partitions))  # the worker commits what is safe ...
+        self._await_commit()  # ... and that commit must land while the partitions are still ours
+        consumer.unassign()
+
+    def poll(self, timeout_s: float, max_records: int, fill: bool = False) -> list[InputMessage]:
+        with translated("poll", *CLIENT_ERRORS):
+            if fill:  # consume(n, timeout) returns at n messages or at the timeout
+                messages = self.consumer.consume(max_records, timeout_s)
+            else:  # wait for the first message only, then take what is already queued
+                first = self.consumer.poll(timeout_s)
+                if first is None:
+                    return []
+                messages = [first, *self.consumer.consume(max_records - 1, 0)] if max_records > 1 else [first]
+        out = []
+        m: Any  # confluent's stubs make every field optional; a consumed message has them all
+        for m in messages:
+            error = m.error()
+            if error is not None:  # informational (broker down, partition EOF): librdkafka recovers by itself
+                if error.fatal():
+                    raise BrokerError(f"fatal consumer error: {error}")
+                log.debug("consumer: %s", error)
+                continue
+            out.append(InputMessage(m.topic(), m.partition(), m.offset(), m.key(), m.value(), m.headers() or [],
+                                    m.timestamp()[1]))
+        return out
+
+    def pause(self, partitions: set[TopicPartition]) -> None:
+        with translated("pause", *CLIENT_ERRORS):
+            self.consumer.pause([KafkaTP(t, p) for t, p in partitions])
+
+    def resume(self, partitions: set[TopicPartition]) -> None:
+        with translated("resume", *CLIENT_ERRORS):
+            self.consumer.resume([KafkaTP(t, p) for t, p in partitions])
+
+    def assignment(self) -> set[TopicPartition]:
+        with translated("assignment", *CLIENT_ERRORS):
+            return _pairs(self.consumer.assignment())
+
+    def commit(self, positions: dict[TopicPartition, int]) -> None:
+        previous = self._pending_commit
+        if previous is not None and not previous.done():
+            raise BrokerError("the previous offset commit is still waiting for the group coordinator")
+        offsets = [KafkaTP(t, p, o) for (t, p), o in positions.items()]
+        self._pending_commit = self._committer.submit(self._commit_sync, offsets)
+        if previous is not None and previous.exception() is not None:
+            raise BrokerError(f"an earlier offset commit failed: {previous.exception()}")
+
+    def _await_commit(self) -> None:
+        if self._pending_commit is None:
+            return
+        try:
+            self._pending_commit.result(timeout=COMMIT_TIMEOUT_S)
+        except concurrent.futures.TimeoutError:
+            log.warning("offset commit not acknowledged within %.0f s", COMMIT_TIMEOUT_S)
+        except BrokerError as exc:
+            log.warning("%s", exc)
+
+    def _commit_sync(self, offsets: list[KafkaTP]) -> None:
+        with translated("offset commit", *CLIENT_ERRORS):
+            result = self.consumer.commit(offsets=offsets, asynchronous=False)
+        failed = [f"{tp.topic}[{tp.partition}]: {tp.error}" for tp in result or [] if tp.error is not None]
+        if failed:
+            raise BrokerError(f"offset commit failed for {', '.join(failed)}")
+
+    def lag(self) -> dict[TopicPartition, int]:
+        """Messages between the consumer's position and the high-water mark seen by the last fetch."""
+        out: dict[TopicPartition, int] = {}
+        with translated("lag", *CLIENT_ERRORS):
+            positions = self.consumer.position(self.consumer.assignment())
+        for tp in positions:
+            try:
+                _low, high = self.consumer.get_watermark_offsets(tp, cached=True)
+            except CLIENT_ERRORS:
+                continue
+            if high >= 0 and tp.offset >= 0:
+                out[(tp.topic, tp.partition)] = max(0, high - tp.offset)
+        return out
+
+    def group_metadata(self) -> object:
+        with translated("group metadata", *CLIENT_ERRORS):
+            return self.consumer.consumer_group_metadata()
+
+    def rewind(self, partitions: set[TopicPartition]) -> None:
+        with translated("rewind", *CLIENT_ERRORS):
+            committed = self.consumer.committed([KafkaTP(t, p) for t, p in partitions], timeout=COMMIT_TIMEOUT_S)
+            for tp in committed:
+                # OFFSET_INVALID (-1001): nothing committed yet, start from the beginning as auto.offset.reset does
+                self.consumer.seek(KafkaTP(tp.topic, tp.partition, tp.offset if tp.offset >= 0 else -2))
+
+    def connected(self) -> bool:
+        """The latest probe's answer; starts the next probe (a metadata request) off the loop's thread."""
+        if self._probe is None or self._probe.done():
+            if self._probe is not None:
+                self._connected = self._probe.result()
+            self._probe = self._prober.submit(self._metadata_reachable)
+        return self._connected
+
+    def _metadata_reachable(self) -> bool:
+        try:
+            self.consumer.list_topics(self.topic, timeout=METADATA_TIMEOUT_S)
+        except CLIENT_ERRORS:  # RuntimeError: the consumer was closed meanwhile
+            return False
+        return True
+
+    def close(self) -> None:
+        self._await_commit()
+        self._committer.shutdown(wait=False, cancel_futures=True)
+        self._prober.shutdown(wait=True, cancel_futures=True)
+        with translated("consumer close", *CLIENT_ERRORS):
+            self.consumer.close()
+
+
+class ConfluentSink:
+    """A producer with acks=all. Delivery reports are served by `serve()`/`flush()` on the caller's thread."""
+
+    def __init__(self, k: KafkaConfig) -> None:
+        with translated("producer start", *CLIENT_ERRORS):
+            self.producer = Producer(settings.render(settings.producer(k), "confluent"))
+
+    def send(self, record: OutputRecord, on_done: DoneCallback) -> None:
+        report = partial(_delivered, record, on_done)
+        headers: Any = record.headers or None
+        try:
+            self.producer.produce(record.topic, record.value, record.key, headers=headers, on_delivery=report)
+        except BufferError:  # the local queue is full: serve delivery reports to make room, then try once more
+            self.producer.poll(0.1)
+            try:
+                self.producer.produce(record.topic, record.value, record.key, headers=headers, on_delivery=report)
+            except (BufferError, *CLIENT_ERRORS) as exc:
+                on_done(record, BrokerError(f"send: {type(exc).__name__}: {exc}"))
+        except CLIENT_ERRORS as exc:
+            on_done(record, BrokerError(f"send: {type(exc).__name__}: {exc}"))
+
+    def run_delivery_callbacks(self) -> None:
+        with translated("delivery callbacks", *CLIENT_ERRORS):
+            self.producer.poll(0)
+
+    def flush(self, timeout_s: float) -> None:
+        """Best effort, like kafka-python's: records left unacknowledged stay outstanding for the caller to see."""
+        try:
+            left = self.producer.flush(timeout_s)
+        except CLIENT_ERRORS as exc:
+            log.warning("producer flush did not complete: %s", exc)
+            return
+        if left:
+            log.warning("producer flush did not complete: %d records not yet acknowledged", left)
+
+    def close(self) -> None:
+        self.flush(5.0)
+
+
+def _delivered(record: OutputRecord, on_done: DoneCallback, error: Any, _message: Any) -> None:
+    on_done(record, None if error is None else BrokerError(f"delivery: {error}"))
+
+
+class TransactionalConfluentSink(TransactionBracket, ConfluentSink):
+    """Exactly-once: a transactional producer; outputs and the input offsets commit in one transaction."""
+
+    client_errors = CLIENT_ERRORS
+
+    def __init__(self, k: KafkaConfig) -> None:
+        super().__init__(k)
+        with translated("init transactions", *CLIENT_ERRORS):
+            self.producer.init_transactions(30.0)  # fences an earlier producer with this id, aborts its transaction
+
+    def _begin(self) -> None:
+        self.producer.begin_transaction()
+
+    def _send_offsets(self, positions: dict[TopicPartition, int], group_metadata: object) -> None:
+        offsets = [KafkaTP(t, p, o) for (t, p), o in positions.items()]
+        self.producer.send_offsets_to_transaction(offsets, group_metadata, COMMIT_TIMEOUT_S)
+
+    def _commit(self) -> None:
+        self.producer.commit_transaction(COMMIT_TIMEOUT_S)
+
+    def _abort(self) -> None:
+        self.producer.abort_transaction(COMMIT_TIMEOUT_S)

@@ -1,0 +1,201 @@
+"""The kafka-python backend (the default client) of the worker's Source and Sink.
+
+Every client error leaves as `BrokerError`. kafka-python also signals misuse it considers impossible (e.g. pausing
+a partition a rebalance has just taken away) with `AssertionError`, so that is translated too.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any
+
+from kafka import KafkaConsumer, KafkaProducer
+from kafka.consumer.subscription_state import ConsumerRebalanceListener
+from kafka.errors import KafkaError, KafkaTimeoutError
+from kafka.structs import OffsetAndMetadata
+from kafka.structs import TopicPartition as KafkaTP
+
+from detector.config import KafkaConfig
+from detector.kafka import settings
+from detector.kafka.seams import (
+    BrokerError,
+    DoneCallback,
+    InputMessage,
+    OutputRecord,
+    RebalanceListener,
+    TopicPartition,
+    translated,
+)
+from detector.kafka.transactions import TransactionBracket
+
+log = logging.getLogger("tsad.kafka")
+CLIENT_ERRORS = (KafkaError, AssertionError)
+COMMIT_TIMEOUT_MS = int(settings.COMMIT_TIMEOUT_S * 1000)
+
+
+def _offsets(positions: dict[TopicPartition, int]) -> dict[KafkaTP, OffsetAndMetadata]:
+    return {KafkaTP(t, p): OffsetAndMetadata(o, "", -1) for (t, p), o in positions.items()}
+
+
+class _Listener(ConsumerRebalanceListener):
+    def __init__(self, target: RebalanceListener) -> None:
+        self.target = target
+
+    def on_partitions_revoked(self, revoked: Any) -> None:
+        self.target.on_revoked({(tp.topic, tp.partition) for tp in revoked})
+
+    def on_partitions_assigned(self, assigned: Any) -> None:
+        self.target.on_assigned({(tp.topic, tp.partition) for tp in assigned})
+
+
+class KafkaSource:
+    """A consumer-group member on one topic with manual commits."""
+
+    def __init__(self, k: KafkaConfig, topic: str, listener: RebalanceListener, max_poll_records: int) -> None:
+        options = settings.render(settings.consumer(k, max_poll_records), "kafka-python")
+        with translated("consumer start", *CLIENT_ERRORS):
+            self.consumer = KafkaConsumer(**options)
+            self.consumer.subscribe([topic], listener=_Listener(listener))
+
+    def poll(self, timeout_s: float, max_records: int, fill: bool = False) -> list[InputMessage]:
+        deadline = time.monotonic() + timeout_s
+        out: list[InputMessage] = []
+        with translated("poll", *CLIENT_ERRORS):
+            while True:
+                left = deadline - time.monotonic()
+                batches = self.consumer.poll(timeout_ms=max(0, int(left * 1000)), max_records=max_records - len(out))
+                for records in batches.values():
+                    for r in records:
+                        out.append(InputMessage(r.topic, r.partition, r.offset, r.key, r.value,
+                                                list(r.headers or []), r.timestamp))
+                if not fill or len(out) >= max_records or time.monotonic() >= deadline:
+                    return out
+
+    def pause(self, partitions: set[TopicPartition]) -> None:
+        with translated("pause", *CLIENT_ERRORS):
+            self.consumer.pause(*(KafkaTP(t, p) for t, p in partitions))
+
+    def resume(self, partitions: set[TopicPartition]) -> None:
+        with translated("resume", *CLIENT_ERRORS):
+            self.consumer.resume(*(KafkaTP(t, p) for t, p in partitions))
+
+    def assignment(self) -> set[TopicPartition]:
+        with translated("assignment", *CLIENT_ERRORS):
+            return {(tp.topic, tp.partition) for tp in self.consumer.assignment()}
+
+    def commit(self, positions: dict[TopicPartition, int]) -> None:
+        # Bounded: without a timeout kafka-python waits for a coordinator for as long as the broker is away,
+        # which would freeze the loop (and health reporting); a timed-out commit is retried at the next interval.
+        with translated("offset commit", *CLIENT_ERRORS):
+            self.consumer.commit(_offsets(positions), timeout_ms=COMMIT_TIMEOUT_MS)
+
+    def lag(self) -> dict[TopicPartition, int]:
+        """Messages between the consumer's position and the partition end, from the last fetch's high-water."""
+        out = {}
+        with translated("lag", *CLIENT_ERRORS):
+            for tp in self.consumer.assignment():
+                high = self.consumer.highwater(tp)
+                if high is None:
+                    continue
+                try:
+                    out[(tp.topic, tp.partition)] = max(0, high - self.consumer.position(tp, timeout_ms=1000))
+                except KafkaError:
+                    continue
+        return out
+
+    def group_metadata(self) -> object:
+        with translated("group metadata", *CLIENT_ERRORS):
+            return self.consumer.group_metadata()
+
+    def rewind(self, partitions: set[TopicPartition]) -> None:
+        with translated("rewind", *CLIENT_ERRORS):
+            for topic, partition in partitions:
+                tp = KafkaTP(topic, partition)
+                committed = self.consumer.committed(tp, timeout_ms=COMMIT_TIMEOUT_MS)
+                if committed is None:
+                    self.consumer.seek_to_beginning(tp)
+                else:
+                    self.consumer.seek(tp, committed)
+
+    def connected(self) -> bool:
+        client = self.consumer._client
+        try:
+            # kafka-python 3 names it node_id, 2.x nodeId
+            return any(client.connected(getattr(b, "node_id", getattr(b, "nodeId", None)))
+                       for b in client.cluster.brokers())
+        except Exception:  # diagnostics only: a broken client object is "not connected"
+            return False
+
+    def close(self) -> None:
+        with translated("consumer close", *CLIENT_ERRORS):
+            self.consumer.close(autocommit=False)
+
+
+class KafkaSink:
+    """A producer with acks=all; completion callbacks run on the producer's I/O thread.
+
+    A topic whose metadata cannot be fetched (deleted, not yet created, broker away) blocks `send` for up to
+    `max_block_ms`; after one such failure the topic is treated as unavailable for `UNAVAILABLE_BACKOFF_S`, and
+    sends to it fail at once, so the worker loop keeps turning (and backpressure pauses the input) instead of
+    blocking once per record.
+    """
+
+    UNAVAILABLE_BACKOFF_S = 2.0
+
+    def __init__(self, k: KafkaConfig) -> None:
+        with translated("producer start", *CLIENT_ERRORS):
+            self.producer = KafkaProducer(**settings.render(settings.producer(k), "kafka-python"))
+        self._unavailable_until: dict[str, float] = {}
+
+    def send(self, record: OutputRecord, on_done: DoneCallback) -> None:
+        blocked = self._unavailable_until.get(record.topic)
+        if blocked is not None and time.monotonic() < blocked:
+            on_done(record, BrokerError(f"topic {record.topic} unavailable (backing off)"))
+            return
+        try:
+            future = self.producer.send(record.topic, value=record.value, key=record.key,
+                                        headers=record.headers or None)
+        except CLIENT_ERRORS as exc:  # e.g. metadata unavailable within max_block_ms: report as a failed send
+            if isinstance(exc, KafkaTimeoutError):
+                self._unavailable_until[record.topic] = time.monotonic() + self.UNAVAILABLE_BACKOFF_S
+            on_done(record, BrokerError(f"send: {type(exc).__name__}: {exc}"))
+            return
+        future.add_callback(lambda _md: on_done(record, None))
+        future.add_errback(lambda exc: on_done(record, BrokerError(f"delivery: {type(exc).__name__}: {exc}")))
+
+    def run_delivery_callbacks(self) -> None:
+        """Nothing to do: kafka-python runs completion callbacks on its I/O thread."""
+
+    def flush(self, timeout_s: float) -> None:
+        try:
+            self.producer.flush(timeout=timeout_s)
+        except CLIENT_ERRORS as exc:
+            log.warning("producer flush did not complete: %s", exc)
+
+    def close(self) -> None:
+        with translated("producer close", *CLIENT_ERRORS):
+            self.producer.close(timeout=5)
+
+
+class TransactionalKafkaSink(TransactionBracket, KafkaSink):
+    """Exactly-once: a transactional producer; outputs and the input offsets commit in one transaction."""
+
+    def __init__(self, k: KafkaConfig) -> None:
+        super().__init__(k)
+        with translated("init transactions", *CLIENT_ERRORS):
+            self.producer.init_transactions()  # fences an earlier producer with this id, aborts its transaction
+
+    client_errors = CLIENT_ERRORS
+
+    def _begin(self) -> None:
+        self.producer.begin_transaction()
+
+    def _send_offsets(self, positions: dict[TopicPartition, int], group_metadata: object) -> None:
+        self.producer.send_offsets_to_transaction(_offsets(positions), group_metadata)
+
+    def _commit(self) -> None:
+        self.producer.commit_transaction()
+
+    def _abort(self) -> None:
+        self.producer.abort_transaction()

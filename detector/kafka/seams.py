@@ -1,0 +1,114 @@
+"""The worker's seams: a Source of input messages and a Sink for output records.
+
+Each client backend (`kafka_python`, `confluent`) implements them, and so do the in-memory fakes in
+`detector.testing`. Every method raises nothing but `BrokerError` for client or broker trouble: errors are
+translated here, at the seam, so the loop handles one error type whatever the client.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import NamedTuple, Protocol
+
+TopicPartition = tuple[str, int]
+Headers = list[tuple[str, bytes]]
+
+
+class InputMessage(NamedTuple):
+    """One consumed message; also the reference an output record keeps to its input (a tuple: cheap to make)."""
+
+    topic: str
+    partition: int
+    offset: int
+    key: bytes | None
+    value: bytes | None
+    headers: Headers
+    timestamp_ms: int
+
+    @property
+    def tp(self) -> TopicPartition:
+        return (self.topic, self.partition)
+
+
+@dataclass(slots=True)
+class OutputRecord:
+    kind: str  # "event" | "score" | "dead_letter"
+    topic: str
+    key: bytes | None
+    value: bytes
+    headers: Headers
+    ref: InputMessage
+    attempts: int = 0
+    epoch: int = 0  # transaction epoch it was sent in (exactly-once mode): late callbacks of aborted ones are ignored
+
+
+DoneCallback = Callable[[OutputRecord, Exception | None], None]
+
+
+class BrokerError(Exception):
+    """A client or broker failure raised by a Source or Sink; the worker logs it and keeps running."""
+
+
+@contextmanager
+def translated(what: str, *client_errors: type[BaseException]) -> Iterator[None]:
+    """Re-raise a client library's errors as BrokerError naming the operation (`what`)."""
+    try:
+        yield
+    except BrokerError:
+        raise
+    except client_errors as exc:
+        raise BrokerError(f"{what}: {type(exc).__name__}: {exc}") from exc
+
+
+class RebalanceListener(Protocol):
+    def on_revoked(self, partitions: set[TopicPartition]) -> None: ...
+
+    def on_assigned(self, partitions: set[TopicPartition]) -> None: ...
+
+
+class Source(Protocol):
+    def poll(self, timeout_s: float, max_records: int, fill: bool = False) -> list[InputMessage]:
+        """Messages as soon as any are available (at most `timeout_s` of waiting); with `fill`, keep collecting
+        until `max_records` or the timeout, whichever comes first (a batch already waiting for its deadline)."""
+
+    def pause(self, partitions: set[TopicPartition]) -> None: ...
+
+    def resume(self, partitions: set[TopicPartition]) -> None: ...
+
+    def assignment(self) -> set[TopicPartition]: ...
+
+    def commit(self, positions: dict[TopicPartition, int]) -> None: ...
+
+    def lag(self) -> dict[TopicPartition, int]: ...
+
+    def connected(self) -> bool: ...
+
+    def group_metadata(self) -> object: ...
+
+    def rewind(self, partitions: set[TopicPartition]) -> None:
+        """Seek back to the committed offsets (after an aborted transaction)."""
+
+    def close(self) -> None: ...
+
+
+class Sink(Protocol):
+    def send(self, record: OutputRecord, on_done: DoneCallback) -> None: ...
+
+    def run_delivery_callbacks(self) -> None:
+        """Run the delivery callbacks that are due, on the caller's thread (a no-op for clients that run them on
+        their own I/O thread)."""
+
+    def flush(self, timeout_s: float) -> None:
+        """Wait (at most `timeout_s`) for outstanding records to be acknowledged; best effort, never raises."""
+
+    def close(self) -> None: ...
+
+
+class TransactionalSink(Sink, Protocol):
+    """Exactly-once: records sent since the last commit become visible together with the input offsets."""
+
+    def commit_transaction(self, positions: dict[TopicPartition, int], group_metadata: object) -> None: ...
+
+    def abort_transaction(self) -> None: ...

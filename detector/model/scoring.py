@@ -1,0 +1,153 @@
+"""Scoring: reconstruction error of each window under the model.
+
+The scorer takes an array batch and returns arrays; it knows nothing of Kafka, JSON or thresholds. The score of
+a window is the mean absolute reconstruction error over its samples (in scaled units), the loss the reference
+recipe trains with; the per-sample errors are returned as well so events can say *where* a window went wrong.
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch import nn
+
+from detector.model.scaler import Scaler
+from detector.model.segments import segment_ids
+
+# Windows decoded with np.frombuffer are read-only views; the scorer only ever reads them.
+warnings.filterwarnings("ignore", message="The given NumPy array is not writable")
+
+
+@dataclass(frozen=True)
+class ScoreResult:
+    scores: np.ndarray  # [n] float32, mean absolute error per window
+    errors: np.ndarray  # [n, window] float32, absolute error per sample
+
+
+def resolve_device(requested: str) -> torch.device:
+    """'auto' picks CUDA when available; 'cuda' without a GPU is an error rather than a silent fallback."""
+    if requested == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if requested.startswith("cuda") and not torch.cuda.is_available():
+        raise RuntimeError(f"device {requested!r} requested but CUDA is not available")
+    return torch.device(requested)
+
+
+class Scorer:
+    """Scales, reconstructs and measures error for a batch of windows on one device."""
+
+    def __init__(
+        self,
+        model: nn.Module,
+        scaler: Scaler,
+        window: int,
+        device: torch.device | str = "cpu",
+        dtype: torch.dtype = torch.float32,
+    ) -> None:
+        self.device = torch.device(device)
+        self.dtype = dtype
+        self.window = window
+        self.model = model.to(self.device).eval()
+        if dtype != torch.float32:
+            self.model = self.model.to(dtype)
+        offset, scale = scaler.offset_and_scale(window)
+        self._offset = torch.from_numpy(offset).to(self.device)
+        self._inv_scale = torch.from_numpy(1.0 / scale).to(self.device)
+
+    @torch.inference_mode()
+    def score_tensor(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Score a raw (unscaled) float32 batch already on `self.device`; returns (scores, errors) there."""
+        scaled = (x - self._offset) * self._inv_scale
+        recon = self.model(scaled.to(self.dtype)).float()
+        errors = (recon - scaled).abs()
+        return errors.mean(dim=1), errors
+
+    def _to_device(self, x: np.ndarray) -> torch.Tensor:
+        if x.ndim != 2 or x.shape[1] != self.window:
+            raise ValueError(f"expected a batch of shape [n, {self.window}], got {list(x.shape)}")
+        return torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32)).to(self.device)
+
+    def scale(self, x: np.ndarray) -> np.ndarray:
+        """The model's view of raw windows (scaled units)."""
+        return ((self._to_device(x) - self._offset) * self._inv_scale).cpu().numpy()
+
+    @torch.inference_mode()
+    def reconstruct(self, x: np.ndarray) -> np.ndarray:
+        """The model's reconstruction of raw windows, in scaled units."""
+        scaled = (self._to_device(x) - self._offset) * self._inv_scale
+        return self.model(scaled.to(self.dtype)).float().cpu().numpy()
+
+    def score(self, x: np.ndarray) -> ScoreResult:
+        scores, errors = self.score_tensor(self._to_device(x))
+        return ScoreResult(scores.cpu().numpy(), errors.cpu().numpy())
+
+
+class ScoredBatch:
+    """Scores of a batch (on the host), and per-segment error shares on demand for chosen rows.
+
+    Shares are only needed for the windows that become events, so they stay on the device until asked for: the
+    copy back is 4 bytes per window instead of 4 × (1 + segments).
+    """
+
+    def __init__(self, scores: np.ndarray, errors: torch.Tensor, onehot: torch.Tensor) -> None:
+        self.scores = scores
+        self._errors = errors
+        self._onehot = onehot
+
+    @torch.inference_mode()
+    def shares(self, rows: np.ndarray) -> np.ndarray:
+        """[len(rows), segments]: each segment's share of the row's total absolute error."""
+        if not len(rows):
+            return np.empty((0, self._onehot.shape[1]), dtype=np.float32)
+        index = torch.from_numpy(np.asarray(rows, dtype=np.int64)).to(self._errors.device)
+        per_segment = self._errors.index_select(0, index) @ self._onehot
+        return (per_segment / per_segment.sum(dim=1, keepdim=True).clamp_min(1e-12)).cpu().numpy()
+
+
+class BatchScorer:
+    """The worker's scoring path: a reusable (pinned, on CUDA) host staging buffer, a non-blocking copy to the
+    device, scores computed there, and one small copy back (segment shares follow for the rows that need them)."""
+
+    def __init__(self, scorer: Scorer, max_batch: int, segments: int) -> None:
+        self.scorer = scorer
+        self.max_batch = max_batch
+        self.segments = segments
+        device = scorer.device
+        self._host = torch.empty((max_batch, scorer.window), dtype=torch.float32,
+                                 pin_memory=device.type == "cuda")
+        ids = torch.from_numpy(segment_ids(scorer.window, segments))
+        # sample → segment as a [window, segments] 0/1 matrix: summing per segment is then one small GEMM
+        self._onehot = torch.nn.functional.one_hot(ids, segments).to(torch.float32).to(device)
+
+    @property
+    def device(self) -> torch.device:
+        return self.scorer.device
+
+    @torch.inference_mode()
+    def score(self, windows: np.ndarray) -> ScoredBatch:
+        """Scores for raw windows [n, window], n <= max_batch."""
+        n = len(windows)
+        if self.device.type == "cuda":
+            source = torch.from_numpy(np.ascontiguousarray(windows, dtype=np.float32))
+            if source.is_pinned():  # a caller's pinned buffer (e.g. a ring buffer a source fills): no staging
+                x = source.to(self.device, non_blocking=True)  # `.cpu()` below waits, so it is safe to reuse after
+            else:
+                # torch's CPU copy runs on several threads: staging is ~memcpy speed, not numpy's one core
+                self._host[:n].copy_(source)
+                x = self._host[:n].to(self.device, non_blocking=True)
+        else:
+            x = torch.from_numpy(np.ascontiguousarray(windows, dtype=np.float32))
+        scores, errors = self.scorer.score_tensor(x)
+        return ScoredBatch(scores.cpu().numpy(), errors, self._onehot)
+
+    def warm_up(self, batches: int) -> None:
+        """Run a few batches of every size class so the first real batch pays no allocation or kernel set-up."""
+        rng = np.random.default_rng(0)
+        for size in sorted({1, max(1, self.max_batch // 4), self.max_batch}):
+            for _ in range(batches):
+                self.score(rng.normal(size=(size, self.scorer.window)).astype(np.float32))
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)

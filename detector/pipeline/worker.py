@@ -1,0 +1,134 @@
+"""The worker loop: poll → decode/validate → micro-batch → process (score, decide, encode) → deliver → commit.
+
+The loop only drives its parts; each is injected (`pipeline.assembly.build_worker` wires them from the config), so
+it runs unchanged on Kafka and on in-memory fakes. Broker trouble reaches it as `BrokerError` from whichever part
+met it; the loop logs it, waits a moment and turns again: the worker never dies of a broker or of its data.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+
+from detector.config import Config
+from detector.kafka.seams import BrokerError, InputMessage, Source, TopicPartition
+from detector.ops.consumer_status import ConsumerStatus
+from detector.ops.health import Health
+from detector.ops.metrics import Latencies, WorkerMetrics
+from detector.pipeline.backpressure import Backpressure
+from detector.pipeline.batching import MicroBatcher
+from detector.pipeline.commits import CommitStrategy
+from detector.pipeline.delivery import Delivery
+from detector.pipeline.error_policy import ErrorPolicy
+from detector.pipeline.offsets import OffsetTracker
+from detector.pipeline.processing import BatchProcessor
+from detector.wire.windows import WindowDecoder, header_ids
+
+log = logging.getLogger("tsad.worker")
+
+
+class Worker:
+    def __init__(self, *, config: Config, source: Source, decoder: WindowDecoder, batcher: MicroBatcher,
+                 tracker: OffsetTracker, processor: BatchProcessor, delivery: Delivery, commits: CommitStrategy,
+                 backpressure: Backpressure, status: ConsumerStatus, policy: ErrorPolicy, latencies: Latencies,
+                 metrics: WorkerMetrics, health: Health, clock: Callable[[], float] = time.monotonic,
+                 wall: Callable[[], float] = time.time) -> None:
+        self.source, self.decoder, self.batcher, self.tracker = source, decoder, batcher, tracker
+        self.processor, self.delivery, self.commits = processor, delivery, commits
+        self.backpressure, self.status, self.policy, self.latencies = backpressure, status, policy, latencies
+        self.metrics, self.health = metrics, health
+        self.clock, self.wall = clock, wall
+        w = config.worker
+        self.max_poll_records, self.poll_timeout_s = w.max_poll_records, w.poll_timeout_ms / 1000.0
+        self.shutdown_timeout_s = w.shutdown_timeout_s
+        self.revoke_flush_s = min(5.0, w.shutdown_timeout_s)
+        self._consumed = metrics.consumed.labels(topic=config.topics.input)
+
+    def run(self, stop: threading.Event) -> None:
+        log.info("worker started")
+        while not stop.is_set():
+            try:
+                self.step()
+            except BrokerError as exc:  # client or broker trouble: keep the process, turn the loop again
+                self.policy.broker_failed(exc)
+                self.health.broker_connected = False
+                stop.wait(1.0)
+        self.drain(self.clock() + self.shutdown_timeout_s)
+
+    def step(self) -> None:
+        self.commits.recover()
+        self.delivery.collect()
+        self.commits.handle_failed_sends()
+        self.backpressure.update(self.tracker.in_flight)
+        room = max(1, self.backpressure.limit - self.tracker.in_flight)
+        # An empty batcher waits for the first window; a started batch keeps collecting until it is full or due,
+        # so at moderate rates the loop turns once per batch rather than once per message.
+        filling = len(self.batcher) > 0
+        timeout = self.batcher.time_left() if filling else self.poll_timeout_s
+        want = min(room, self.max_poll_records)
+        if filling:
+            want = min(want, self.batcher.max_size - len(self.batcher))
+        messages = self.source.poll(timeout, max(1, want), fill=filling)
+        self.metrics.last_poll.set(self.wall())
+        if messages:
+            self.health.broker_connected = True
+            self.ingest(messages)
+        if self.batcher.ready():
+            self.processor.process(self.batcher.take())
+        self.delivery.collect()
+        self.commits.commit()
+        self.status.refresh()
+        self.health.loop_ran()
+
+    def drain(self, deadline: float) -> None:
+        """Stop taking input; score what is buffered; wait for every output; commit. Called on shutdown."""
+        self.health.stopping = True
+        try:
+            if len(self.batcher):
+                self.processor.process(self.batcher.take())
+            self.commits.finish(deadline)
+        except BrokerError as exc:  # nothing is committed past what is safe: a restart re-reads the rest
+            log.warning("shutdown could not finish cleanly: %s", exc)
+        if self.tracker.in_flight:
+            log.warning("shutdown deadline reached with %d windows not yet safe; they will be re-read",
+                        self.tracker.in_flight)
+
+    def ingest(self, messages: list[InputMessage]) -> None:
+        """Track, decode and batch a whole poll; dead-letter the invalid messages."""
+        self._consumed.inc(len(messages))
+        self.tracker.begin_many(messages)
+        decoded = self.decoder.decode_many([m.value for m in messages])
+        now = self.wall()
+        for i, error in decoded.errors:
+            message = messages[i]
+            self.delivery.emit(self.policy.invalid_input(message, error))
+            self.latencies.closed(now, self.tracker.release(message.tp, message.offset))
+        chosen = [messages[i] for i in decoded.index]
+        ids = header_ids(chosen, decoded.ids)
+        start = 0
+        while start < len(chosen):
+            start += self.batcher.add(decoded.windows[start:], chosen[start:], ids[start:], decoded.sources[start:],
+                                      decoded.ts[start:])
+            if self.batcher.full:
+                self.processor.process(self.batcher.take())
+        self.latencies.observe()
+
+    # ---- rebalance (called from inside source.poll) -----------------------------------------------------------
+    def on_revoked(self, partitions: set[TopicPartition]) -> None:
+        if len(self.batcher):
+            self.processor.process(self.batcher.take())
+        self.delivery.flush(self.revoke_flush_s)
+        self.commits.commit(force=True)
+        dropped = self.tracker.forget(partitions)
+        self.commits.forget(partitions)
+        self.backpressure.revoked(partitions)
+        self.status.forget(partitions)
+        log.info("partitions revoked: %s (%d unfinished windows left to the next owner)", sorted(partitions),
+                 dropped)
+
+    def on_assigned(self, partitions: set[TopicPartition]) -> None:
+        self.backpressure.assigned(partitions)
+        self.status.assigned(len(self.source.assignment()) if partitions else 0)
+        log.info("partitions assigned: %s", sorted(partitions))

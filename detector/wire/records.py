@@ -1,0 +1,111 @@
+"""Output records: anomaly events and per-window score records (docs/worker.md is the schema).
+
+A whole scored batch is encoded at once: the fields shared by the batch (threshold, model, detection time) are
+prepared once, times and rounding are vectorised, and only the dict and its JSON bytes are made per record.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import numpy as np
+import orjson
+
+from detector.kafka.seams import InputMessage
+
+SCHEMA_VERSION = 1
+
+
+class WindowColumns(Protocol):
+    """What the encoder reads of a batch: where each window came from and what its message named."""
+
+    messages: Sequence[InputMessage]
+    ids: Sequence[str | None]
+    sources: Sequence[str | None]
+    ts: Sequence[float | None]
+
+    def __len__(self) -> int: ...
+
+
+def iso_times(seconds: np.ndarray) -> list[str]:
+    """UTC ISO-8601 with milliseconds and a Z, e.g. 2023-11-14T22:13:20.500Z (truncated to the millisecond, as
+    datetime.isoformat(timespec='milliseconds') does after rounding to the microsecond)."""
+    micros = np.round(np.asarray(seconds, dtype=np.float64) * 1e6).astype(np.int64)
+    stamps = (micros // 1000).astype("datetime64[ms]")
+    return np.datetime_as_string(stamps, unit="ms", timezone="UTC").tolist()
+
+
+@dataclass
+class EncodedRecord:
+    position: int  # index of the window in its batch
+    source: str  # also the record key
+    anomaly: bool
+    value: bytes
+
+
+class RecordEncoder:
+    """Builds the JSON records of a scored batch: events for anomalies, and score records for all when asked."""
+
+    def __init__(self, *, model: Mapping[str, str], threshold: float, bounds: list[tuple[int, int]], top: int,
+                 all_scores: bool) -> None:
+        self.model = model
+        self.threshold = threshold
+        self.bounds = bounds
+        self.top = top
+        self.all_scores = all_scores
+        self._threshold_r = round(threshold, 6)
+
+    def encode(self, batch: WindowColumns, scores: np.ndarray, anomalous: np.ndarray, shares: np.ndarray,
+               detected_at: float) -> list[EncodedRecord]:
+        """Records for the batch; `shares` holds the segment shares of the anomalous windows only, in order."""
+        positions = np.arange(len(batch)) if self.all_scores else np.flatnonzero(anomalous)
+        if not len(positions):
+            return []
+        chosen = positions.tolist()
+        kafka_ts = [batch.messages[i].timestamp_ms / 1000.0 for i in chosen]
+        event_times = iso_times(np.array([batch.ts[i] if batch.ts[i] is not None else k
+                                          for i, k in zip(chosen, kafka_ts, strict=True)], dtype=np.float64))
+        detection_time = iso_times(np.array([detected_at]))[0]
+        picked = np.asarray(scores, dtype=np.float64)[positions]
+        rounded = np.round(picked, 6).tolist()
+        ratios = np.round(picked / self.threshold, 4).tolist() if self.threshold > 0 else [None] * len(chosen)
+        flags = anomalous[positions].tolist()
+        segments = self._segments(shares, flags)
+        out = []
+        for j, i in enumerate(chosen):
+            m = batch.messages[i]
+            source = batch.sources[i] or (m.key.decode("utf-8", errors="replace") if m.key else "unknown")
+            record: dict[str, Any] = {
+                "schema": SCHEMA_VERSION,
+                "id": f"{m.topic}-{m.partition}-{m.offset}",
+                "source": source,
+                "input": {"topic": m.topic, "partition": m.partition, "offset": m.offset, "window_id": batch.ids[i]},
+                "event_time": event_times[j],
+                "detection_time": detection_time,
+                "anomaly": flags[j],
+                "score": rounded[j],
+                "threshold": self._threshold_r,
+                "ratio": ratios[j],
+                "model": self.model,
+            }
+            if flags[j]:
+                record["segments"] = segments[j]
+            out.append(EncodedRecord(i, source, flags[j], orjson.dumps(record)))
+        return out
+
+    def _segments(self, shares: np.ndarray, flags: list[bool]) -> list[list[dict[str, Any]] | None]:
+        """The `top` segments carrying the largest share of each anomalous window's error, largest first."""
+        out: list[list[dict[str, Any]] | None] = [None] * len(flags)
+        if not len(shares):
+            return out
+        order = np.argsort(-shares, axis=1, kind="stable")[:, : self.top]
+        values = np.round(np.take_along_axis(shares, order, axis=1).astype(np.float64), 4).tolist()
+        rows = iter(zip(order.tolist(), values, strict=True))
+        for j, flag in enumerate(flags):
+            if flag:
+                segs, vals = next(rows)
+                out[j] = [{"start": self.bounds[s][0], "end": self.bounds[s][1], "share": v}
+                          for s, v in zip(segs, vals, strict=True)]
+        return out
