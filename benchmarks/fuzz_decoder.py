@@ -15,7 +15,8 @@ from collections.abc import Iterator
 
 import numpy as np
 
-from detector.window_format import REASONS, InvalidWindow, WindowDecoder, encode_f32, encode_json
+from detector.wire.invalid import REASONS, InvalidWindow
+from detector.wire.windows import WindowDecoder, encode_f32, encode_json
 
 WINDOW = 140
 

@@ -23,14 +23,15 @@ import numpy as np
 import torch
 from perfdoc import Report
 
-from detector.batching import Batch
-from detector.events import RecordEncoder, segment_bounds
-from detector.io import InputMessage
-from detector.model import build_model
-from detector.scaler import Scaler
-from detector.scoring import BatchScorer, Scorer
-from detector.threshold import Threshold
-from detector.window_format import WindowDecoder
+from detector.kafka.seams import InputMessage
+from detector.model.architectures import build_model
+from detector.model.scaler import Scaler
+from detector.model.scoring import BatchScorer, Scorer
+from detector.model.segments import segment_bounds
+from detector.model.threshold import Threshold
+from detector.pipeline.batching import Batch
+from detector.wire.records import RecordEncoder
+from detector.wire.windows import WindowDecoder
 
 ARCH = {"kind": "dense", "window": 140, "hidden": [32, 16, 8], "activation": "relu", "output_activation": "sigmoid"}
 WINDOW_BYTES = 140 * 4

@@ -20,8 +20,8 @@ from harness import WorkerProcess, train_sample_bundle, wait_for
 from perfdoc import Report, add_client_option, add_doc_option
 from throughput import prefill
 
-from detector.bundle import ModelBundle
-from detector.scoring import BatchScorer, Scorer
+from detector.model.bundle import ModelBundle
+from detector.model.scoring import BatchScorer, Scorer
 from sample_streams.local_kafka import LocalKafka
 from sample_streams.topics import ensure_topics
 

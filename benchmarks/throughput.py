@@ -33,9 +33,9 @@ from harness import WorkerProcess, read_topic, train_sample_bundle, wait_for
 from kafka import KafkaConsumer, KafkaProducer
 from perfdoc import CLIENTS, Report, add_doc_option
 
-from detector.bundle import ModelBundle
-from detector.scoring import Scorer
-from detector.window_format import WindowDecoder
+from detector.model.bundle import ModelBundle
+from detector.model.scoring import Scorer
+from detector.wire.windows import WindowDecoder
 from sample_streams.generator import generate
 from sample_streams.local_kafka import LocalKafka
 from sample_streams.replay import encode
@@ -110,7 +110,7 @@ def worker_run(tmp: Path, bootstrap: str, bundle: Path, topic: str, n: int, fmt:
     try:
         wait_for(lambda: w.metric("tsad_windows_consumed_total") > 0, 120, "the worker to start consuming", 0.05)
         start = time.perf_counter()
-        wait_for(lambda: w.metric("tsad_events_published_total", kind="score") >= n, 600, "every score", 0.2)
+        wait_for(lambda: w.metric("tsad_records_published_total", kind="score") >= n, 600, "every score", 0.2)
         seconds = time.perf_counter() - start
         assert w.terminate() == 0
     finally:

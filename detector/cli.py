@@ -11,8 +11,9 @@ from typing import Any
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    from detector.bundle import BundleError
     from detector.config import ConfigError, load_config
+    from detector.kafka.seams import BrokerError
+    from detector.model.bundle import BundleError
     from detector.service import run
 
     logging.basicConfig(level=args.log_level.upper(), stream=sys.stderr,
@@ -27,6 +28,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
         return run(config)
     except BundleError as exc:
         print(f"tsad serve: model bundle error: {exc}", file=sys.stderr)
+        return 2
+    except BrokerError as exc:  # a Kafka client that cannot even be made (e.g. a malformed bootstrap address)
+        print(f"tsad serve: kafka error: {exc}", file=sys.stderr)
         return 2
     except RuntimeError as exc:  # e.g. device 'cuda' requested without a GPU
         print(f"tsad serve: {exc}", file=sys.stderr)

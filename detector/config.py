@@ -89,6 +89,12 @@ class EventsConfig:
 
 
 @dataclass(frozen=True)
+class MetricsConfig:
+    # tsad_anomalies_total{source}: the first N sources keep their name, the rest count as "other" (bounded series)
+    source_labels: int = 50
+
+
+@dataclass(frozen=True)
 class HttpConfig:
     host: str = "0.0.0.0"
     port: int = 8000
@@ -112,6 +118,7 @@ class Config:
     batch: BatchConfig = field(default_factory=BatchConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
     events: EventsConfig = field(default_factory=EventsConfig)
+    metrics: MetricsConfig = field(default_factory=MetricsConfig)
     http: HttpConfig = field(default_factory=HttpConfig)
     worker: WorkerConfig = field(default_factory=WorkerConfig)
 
@@ -250,6 +257,8 @@ def validate(c: Config) -> None:
     _positive("events.segments", c.events.segments)
     if not 0 <= c.events.top_segments <= c.events.segments:
         raise ConfigError("events.top_segments: must be between 0 and events.segments")
+    if c.metrics.source_labels < 0:
+        raise ConfigError(f"metrics.source_labels: must be 0 or more, got {c.metrics.source_labels}")
     if not 0 <= c.http.port < 65536:
         raise ConfigError(f"http.port: must be a TCP port, got {c.http.port}")
     for key in ("poll_timeout_ms", "max_poll_records", "shutdown_timeout_s", "health_max_loop_age_s",

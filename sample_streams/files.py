@@ -12,7 +12,8 @@ from pathlib import Path
 
 import numpy as np
 
-from detector.window_format import F32, encode_f32
+from detector.wire.invalid import F32
+from detector.wire.windows import encode_f32
 from sample_streams.generator import WindowRecord
 
 

@@ -8,7 +8,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from detector.window_format import encode_f32, encode_json
+from detector.wire.windows import encode_f32, encode_json
 from sample_streams.generator import WindowRecord
 
 

@@ -6,8 +6,8 @@ from typing import Any
 
 import numpy as np
 
-from detector.bundle import ModelBundle
-from detector.scoring import Scorer
+from detector.model.bundle import ModelBundle
+from detector.model.scoring import Scorer
 from trainer.datasets import WindowDataset
 from trainer.evaluation import evaluate_scores
 from trainer.pipeline import TrainResult, make_split

@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 from scipy.stats import genpareto
 
-from detector.threshold import Threshold
+from detector.model.threshold import Threshold
 
 
 class CalibrationError(ValueError):

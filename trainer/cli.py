@@ -1,15 +1,11 @@
-"""`tsad` command line: train and evaluate here; serving, replay, the local broker and the demo are wired in
-from their own packages (imported lazily, so `tsad train` never needs Kafka and `tsad serve` never trains)."""
+"""`tsad train` and `tsad evaluate` (registered by the `tsad` command in `tsad.cli`)."""
 
 from __future__ import annotations
 
 import argparse
 import json
 import sys
-from collections.abc import Sequence
 from typing import Any
-
-from detector import __version__
 
 
 def _add_data_args(p: argparse.ArgumentParser) -> None:
@@ -86,7 +82,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
-    from detector.bundle import ModelBundle
+    from detector.model.bundle import ModelBundle
     from trainer.assessment import evaluate_bundle
     from trainer.report import write_report
 
@@ -102,11 +98,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="tsad", description="Streaming anomaly detection for telemetry.")
-    parser.add_argument("--version", action="version", version=f"tsad {__version__}")
-    sub = parser.add_subparsers(dest="command", required=True)
-
+def register(sub: Any) -> None:
     t = sub.add_parser("train", help="train a model and write a bundle")
     _add_data_args(t)
     t.add_argument("--preset", default="default", help="seed | default | denoising | deep | linear | conv")
@@ -130,29 +122,3 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--out", default="reports/latest", help="report directory (default: reports/latest)")
     e.add_argument("--json", action="store_true")
     e.set_defaults(func=cmd_evaluate)
-
-    from detector.cli import register as register_serve
-    from sample_streams.cli import register as register_streams
-
-    register_serve(sub)
-    register_streams(sub)
-    return parser
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    from detector.bundle import BundleError
-    from sample_streams.local_kafka import KafkaLauncherError
-    from trainer.datasets import DatasetError
-
-    try:
-        return int(args.func(args))
-    except (DatasetError, BundleError, KafkaLauncherError, ValueError) as exc:
-        print(f"tsad {args.command}: error: {exc}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        return 130
-
-
-if __name__ == "__main__":
-    sys.exit(main())

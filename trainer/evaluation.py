@@ -18,7 +18,7 @@ from sklearn.metrics import (
     roc_auc_score,
 )
 
-from detector.threshold import Threshold
+from detector.model.threshold import Threshold
 
 
 def _class_view(y_true: np.ndarray, y_pred: np.ndarray) -> dict[str, float]:

@@ -10,10 +10,10 @@ import numpy as np
 import torch
 from sklearn.model_selection import train_test_split
 
-from detector.bundle import ModelBundle
-from detector.model import build_model
-from detector.scaler import Scaler
-from detector.threshold import Threshold
+from detector.model.architectures import build_model
+from detector.model.bundle import ModelBundle
+from detector.model.scaler import Scaler
+from detector.model.threshold import Threshold
 from trainer import calibration
 from trainer.datasets import WindowDataset
 from trainer.evaluation import evaluate_scores

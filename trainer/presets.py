@@ -9,7 +9,7 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
-from detector.threshold import THRESHOLD_METHODS
+from detector.model.threshold import THRESHOLD_METHODS
 
 
 @dataclass(frozen=True)

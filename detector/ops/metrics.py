@@ -79,6 +79,10 @@ class Latencies:
         if timestamp_ms is not None and timestamp_ms >= 0:
             self._pending.append(at - timestamp_ms / 1000.0)
 
+    def closed_many(self, at: float, timestamps_ms: list[int | None]) -> None:
+        """`closed` for many windows at once (None: the window is not closed yet)."""
+        self._pending.extend([at - t / 1000.0 for t in timestamps_ms if t is not None and t >= 0])
+
     def observe(self) -> None:
         if self._pending:
             self.histogram.observe_many(np.maximum(self._pending, 0.0))

@@ -11,15 +11,17 @@ import torch
 from prometheus_client import CollectorRegistry
 
 from detector.config import BatchConfig, Config, InputConfig, TopicsConfig
-from detector.health import Health
-from detector.io import InputMessage, MemorySink, MemorySource
-from detector.metrics import WorkerMetrics
-from detector.model import build_model
-from detector.scaler import Scaler
-from detector.scoring import BatchScorer, Scorer
-from detector.threshold import Threshold
-from detector.window_format import encode_f32
-from detector.worker import Worker
+from detector.kafka.seams import InputMessage
+from detector.model.architectures import build_model
+from detector.model.scaler import Scaler
+from detector.model.scoring import BatchScorer, Scorer
+from detector.model.serving import ModelIdentity, ServingModel
+from detector.model.threshold import Threshold
+from detector.ops.health import Health
+from detector.ops.metrics import WorkerMetrics
+from detector.pipeline.assembly import build_worker
+from detector.testing import MemorySink, MemorySource
+from detector.wire.windows import encode_f32
 
 pytestmark = [pytest.mark.gpu, pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA GPU")]
 ARCH = {"kind": "dense", "window": 140, "hidden": [32, 16, 8], "activation": "relu", "output_activation": "sigmoid"}
@@ -74,9 +76,9 @@ def test_worker_runs_on_cuda_and_reports_throughput() -> None:
     source, sink = MemorySource(), MemorySink()
     source.add([InputMessage("in", i % 4, i // 4, b"s", p, [], 0) for i, p in enumerate(payloads)])
     registry = CollectorRegistry()
-    worker = Worker(config=config, source=source, sink=sink, scorer=gpu, threshold=Threshold(0.2, "mean_std"),
-                    model={"name": "m", "version": "1"}, window=140, metrics=WorkerMetrics(registry),
-                    health=Health())
+    model = ServingModel(ModelIdentity("m", "1"), gpu, Threshold(0.2, "mean_std"), 140)
+    worker = build_worker(config=config, source=source, sink=sink, model=model, metrics=WorkerMetrics(registry),
+                          health=Health())
     gc.collect()
     gc.freeze()  # as the service does after start-up
     started = time.perf_counter()

@@ -68,11 +68,11 @@ def test_linear_autoencoder_approaches_pca(ecg) -> None:
 
 
 def test_cli_train_and_evaluate_json(ecg5000_path: Path, tmp_path: Path) -> None:
-    cmd = [sys.executable, "-m", "trainer", "train", "--preset", "seed", "--data", str(ecg5000_path),
+    cmd = [sys.executable, "-m", "tsad", "train", "--preset", "seed", "--data", str(ecg5000_path),
            "--out", str(tmp_path / "b"), "--json", "--quiet"]
     trained = json.loads(subprocess.run(cmd, check=True, capture_output=True, text=True).stdout)
     assert trained["metrics"]["test"]["accuracy"] == pytest.approx(0.944, abs=0.02)
-    cmd = [sys.executable, "-m", "trainer", "evaluate", "--bundle", str(tmp_path / "b"), "--data",
+    cmd = [sys.executable, "-m", "tsad", "evaluate", "--bundle", str(tmp_path / "b"), "--data",
            str(ecg5000_path), "--out", str(tmp_path / "r"), "--json"]
     evaluated = json.loads(subprocess.run(cmd, check=True, capture_output=True, text=True).stdout)
     assert evaluated["metrics"]["accuracy"] == trained["metrics"]["test"]["accuracy"]

@@ -25,6 +25,14 @@ def env(kafka, sample_bundle, tmp_path: Path):
     e.cleanup()
 
 
+@pytest.fixture(params=["kafka-python", "confluent"])
+def client_env(request, kafka, sample_bundle, tmp_path: Path):
+    """The same scenario on each Kafka client backend."""
+    e = FaultEnv(kafka, sample_bundle, tmp_path, seed=7, client=request.param)
+    yield e
+    e.cleanup()
+
+
 def test_kill9_at_least_once_loses_nothing(env) -> None:
     r = kill9(env, kills=3, windows=1500)
     print("\n" + r.row())
@@ -50,21 +58,21 @@ def test_kill9_with_the_confluent_client(kafka, sample_bundle, tmp_path: Path, e
         assert r.duplicated == 0 and r.outputs == 1500
 
 
-def test_broker_outage_worker_survives_and_loses_nothing(env) -> None:
-    r = broker_outage(env, outage_s=11, windows=2000, rate=200)
+def test_broker_outage_worker_survives_and_loses_nothing(client_env) -> None:
+    r = broker_outage(client_env, outage_s=11, windows=2000, rate=200)
     print("\n" + r.row())
     assert r.lost == 0 and r.windows_in > 0
     assert "/readyz 503 during the outage: True" in r.notes[0]
 
 
-def test_two_workers_one_killed_loses_nothing(env) -> None:
-    r = two_workers_one_killed(env, windows=2000, rate=300)
+def test_two_workers_one_killed_loses_nothing(client_env) -> None:
+    r = two_workers_one_killed(client_env, windows=2000, rate=300)
     print("\n" + r.row())
     assert r.windows_in == 2000 and r.lost == 0
 
 
-def test_unavailable_output_pauses_input_and_loses_nothing(env) -> None:
-    r = output_unavailable(env, outage_s=6, windows=2000, max_in_flight=256)
+def test_unavailable_output_pauses_input_and_loses_nothing(client_env) -> None:
+    r = output_unavailable(client_env, outage_s=6, windows=2000, max_in_flight=256)
     print("\n" + r.row())
     assert r.windows_in == 2000 and r.lost == 0
 

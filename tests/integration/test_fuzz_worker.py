@@ -10,7 +10,7 @@ from fuzz_decoder import check, payloads
 from harness import read_topic, wait_for
 from kafka import KafkaProducer
 
-from detector.window_format import WindowDecoder
+from detector.wire.windows import WindowDecoder
 
 pytestmark = pytest.mark.kafka
 

@@ -13,7 +13,7 @@ import pytest
 from harness import read_topic
 from kafka import KafkaProducer
 
-from detector.window_format import WindowDecoder
+from detector.wire.windows import WindowDecoder
 from sample_streams.generator import generate
 from sample_streams.local_kafka import KafkaLauncherError, LocalKafka, ensure_jars
 from sample_streams.replay import replay
@@ -65,7 +65,7 @@ def test_both_formats_round_trip_through_kafka(kafka: LocalKafka, new_topic, fmt
 def test_replay_rate_within_ten_percent_over_ten_seconds(kafka: LocalKafka, new_topic) -> None:
     topic = new_topic("rate")
     rate, seconds = 300.0, 10.0
-    cmd = [sys.executable, "-m", "trainer", "replay", "--bootstrap", kafka.bootstrap, "--topic", topic,
+    cmd = [sys.executable, "-m", "tsad", "replay", "--bootstrap", kafka.bootstrap, "--topic", topic,
            "--generate", str(int(rate * seconds)), "--rate", str(rate)]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=120, check=True)
     assert "3000 windows" in proc.stderr
@@ -79,7 +79,7 @@ def test_replay_rate_within_ten_percent_over_ten_seconds(kafka: LocalKafka, new_
 
 def test_refuses_clearly_without_java(tmp_path: Path) -> None:
     env = {**os.environ, "PATH": str(tmp_path)}  # no java, no mvn
-    proc = subprocess.run([sys.executable, "-m", "trainer", "kafka", "start"], env=env, capture_output=True,
+    proc = subprocess.run([sys.executable, "-m", "tsad", "kafka", "start"], env=env, capture_output=True,
                           text=True, timeout=60)
     assert proc.returncode == 2
     assert "Java 17+ is required" in proc.stderr and "'java' is not on PATH" in proc.stderr

@@ -11,8 +11,8 @@ import pytest
 from harness import TrackedProducer, committed_offsets, end_offsets, read_topic, read_until
 from kafka import KafkaProducer
 
-from detector.bundle import ModelBundle
-from detector.scoring import Scorer
+from detector.model.bundle import ModelBundle
+from detector.model.scoring import Scorer
 from sample_streams.files import read_stream
 from sample_streams.generator import generate
 from sample_streams.replay import replay
@@ -89,13 +89,13 @@ def test_events_scores_dead_letters_metrics_and_clean_shutdown(kafka, new_topic,
     assert all(dict(m.headers)["tsad-source-topic"] == topics["input"].encode() for m in dead)
 
     # Metrics read back over HTTP match the counts.
-    _wait(lambda: worker.metric("tsad_events_published_total", kind="score") == len(records), 30, "metrics")
+    _wait(lambda: worker.metric("tsad_records_published_total", kind="score") == len(records), 30, "metrics")
     assert worker.metric("tsad_windows_consumed_total") == len(records) + len(POISON)
     assert worker.metric("tsad_windows_scored_total") == len(records)
     assert worker.metric("tsad_windows_invalid_total") == len(POISON)
     assert worker.metric("tsad_anomalies_total") == len(expected)
-    assert worker.metric("tsad_events_published_total", kind="event") == len(expected)
-    assert worker.metric("tsad_events_published_total", kind="dead_letter") == len(POISON)
+    assert worker.metric("tsad_records_published_total", kind="event") == len(expected)
+    assert worker.metric("tsad_records_published_total", kind="dead_letter") == len(POISON)
     assert worker.get("/healthz")[0] == 200 and worker.get("/nope")[0] == 404
 
     began = time.monotonic()

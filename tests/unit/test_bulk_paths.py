@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 from prometheus_client import CollectorRegistry, Histogram
 
-from detector.bulk_histogram import BulkHistogram
-from detector.events import iso_times
+from detector.ops.bulk_histogram import BulkHistogram
+from detector.wire.records import iso_times
 
 
 def test_bulk_histogram_matches_prometheus_histogram() -> None:

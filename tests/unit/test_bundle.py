@@ -6,11 +6,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from detector.bundle import BundleError, ModelBundle
-from detector.model import build_model
-from detector.scaler import Scaler
-from detector.scoring import Scorer
-from detector.threshold import Threshold
+from detector.model.architectures import build_model
+from detector.model.bundle import BundleError, ModelBundle
+from detector.model.scaler import Scaler
+from detector.model.scoring import Scorer
+from detector.model.threshold import Threshold
 
 ARCH = {"kind": "dense", "window": 140, "hidden": [16, 8], "activation": "relu", "output_activation": None}
 
@@ -72,7 +72,7 @@ def test_corrupt_bundles_name_the_file_and_problem(saved, corrupt, message: str)
 def test_unreadable_weights_with_matching_checksum(saved) -> None:
     path, _ = saved
     (path / "model.safetensors").write_bytes(b"garbage that is not safetensors")
-    from detector.bundle import sha256_file
+    from detector.model.bundle import sha256_file
 
     digest = sha256_file(path / "model.safetensors")
     _edit_manifest(path, lambda m: m["files"]["model.safetensors"].update(sha256=digest))

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from trainer.cli import main
+from tsad.cli import main
 
 
 def _series(path: Path) -> Path:

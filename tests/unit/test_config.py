@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from detector.config import Config, ConfigError, load_config
-from detector.kafka_io import client_options
+from detector.kafka import settings
 
 
 def _yaml(tmp_path: Path, text: str) -> Path:
@@ -96,7 +96,7 @@ def test_secret_from_environment_is_used_and_masked(tmp_path: Path, caplog) -> N
     ],
 )
 def test_security_settings_reach_the_client(env: dict, expected: dict) -> None:
-    options = client_options(load_config(None, env=env).kafka)
+    options = settings.render(settings.connection(load_config(None, env=env).kafka), "kafka-python")
     for key, value in expected.items():
         assert options[key] == value
     if env.get("TSAD_KAFKA_SECURITY_PROTOCOL", "PLAINTEXT") == "PLAINTEXT":
@@ -104,20 +104,18 @@ def test_security_settings_reach_the_client(env: dict, expected: dict) -> None:
 
 
 def test_security_settings_reach_the_confluent_client(tmp_path: Path) -> None:
-    from detector.confluent_io import client_options as confluent_options
-
     ca = tmp_path / "ca.pem"
     ca.write_text("-")
     env = {"TSAD_KAFKA_CLIENT": "confluent", "TSAD_KAFKA_SECURITY_PROTOCOL": "SASL_SSL",
            "TSAD_KAFKA_SASL_MECHANISM": "SCRAM-SHA-512", "TSAD_KAFKA_SASL_USERNAME": "u",
            "TSAD_KAFKA_SASL_PASSWORD": "p", "TSAD_KAFKA_SSL_CAFILE": str(ca),
            "TSAD_KAFKA_BOOTSTRAP_SERVERS": "a:9092,b:9092"}
-    options = confluent_options(load_config(None, env=env).kafka)
+    options = settings.render(settings.connection(load_config(None, env=env).kafka), "confluent")
     assert options == {"bootstrap.servers": "a:9092,b:9092", "client.id": "tsad-worker",
                        "security.protocol": "sasl_ssl", "sasl.mechanism": "SCRAM-SHA-512", "sasl.username": "u",
                        "sasl.password": "p",
                        "ssl.ca.location": str(ca)}
-    plain = confluent_options(load_config(None, env={}).kafka)
+    plain = settings.render(settings.connection(load_config(None, env={}).kafka), "confluent")
     assert plain["security.protocol"] == "plaintext" and "sasl.password" not in plain
 
 
@@ -141,3 +139,27 @@ def test_the_documented_example_config_is_valid() -> None:
     example = Path(__file__).resolve().parents[2] / "docs" / "detector.example.yaml"
     config = load_config(example, env={})
     assert config.topics.events == "anomalies" and config.model.bundle == "/models/current"
+
+
+def test_one_settings_table_renders_both_clients() -> None:
+    """The worker's Kafka choices are made once under neutral names; each client gets its own keys."""
+    k = load_config(None, env={"TSAD_KAFKA_EXACTLY_ONCE": "1", "TSAD_KAFKA_GROUP_ID": "g",
+                               "TSAD_KAFKA_CLIENT_ID": "w1", "TSAD_KAFKA_BOOTSTRAP_SERVERS": "a:1,b:2"}).kafka
+    neutral = settings.consumer(k, 500)
+    python_keys, librdkafka_keys = settings.render(neutral, "kafka-python"), settings.render(neutral, "confluent")
+    assert python_keys["isolation_level"] == librdkafka_keys["isolation.level"] == "read_committed"
+    assert python_keys["bootstrap_servers"] == ["a:1", "b:2"] and librdkafka_keys["bootstrap.servers"] == "a:1,b:2"
+    assert python_keys["max_poll_records"] == 500 and "max.poll.records" not in librdkafka_keys
+    producer = settings.producer(k)
+    python_keys, librdkafka_keys = settings.render(producer, "kafka-python"), settings.render(producer, "confluent")
+    assert python_keys["transactional_id"] == librdkafka_keys["transactional.id"] == "g-w1"
+    assert python_keys["batch_size"] == 256 * 1024 and librdkafka_keys["batch.size"] == 1024 * 1024
+    assert python_keys["compression_type"] is None and librdkafka_keys["compression.type"] == "none"
+    assert "max_block_ms" in python_keys and "message.timeout.ms" in librdkafka_keys
+    assert set(settings.KEYS) >= set(neutral) | set(producer)  # every neutral name is in the table
+
+
+def test_metrics_source_labels_is_validated() -> None:
+    with pytest.raises(ConfigError, match=r"metrics\.source_labels"):
+        load_config(None, env={"TSAD_METRICS_SOURCE_LABELS": "-1"})
+    assert load_config(None, env={"TSAD_METRICS_SOURCE_LABELS": "5"}).metrics.source_labels == 5

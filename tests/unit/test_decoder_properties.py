@@ -11,7 +11,8 @@ from fuzz_decoder import check, run
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from detector.window_format import InvalidWindow, WindowDecoder, encode_f32
+from detector.wire.invalid import InvalidWindow
+from detector.wire.windows import WindowDecoder, encode_f32
 
 DECODER = WindowDecoder(140, "auto")
 json_values = st.recursive(

@@ -6,9 +6,9 @@ import urllib.request
 import pytest
 from prometheus_client import CollectorRegistry
 
-from detector.health import Health
-from detector.http_server import make_server, serve_in_background
-from detector.metrics import WorkerMetrics
+from detector.ops.health import Health
+from detector.ops.http_server import make_server, serve_in_background
+from detector.ops.metrics import WorkerMetrics
 
 
 class Clock:

@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 import torch
 
-from detector.bundle import ModelBundle
-from detector.model import ArchitectureError, build_model
-from detector.scoring import Scorer
+from detector.model.architectures import ArchitectureError, build_model
+from detector.model.bundle import ModelBundle
+from detector.model.scoring import Scorer
 from trainer.datasets import WindowDataset
 from trainer.pipeline import train
 from trainer.presets import PRESETS, get_preset

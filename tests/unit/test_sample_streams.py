@@ -5,7 +5,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from detector.window_format import WindowDecoder
+from detector.wire.windows import WindowDecoder
 from sample_streams.files import read_stream, write_f32, write_jsonl
 from sample_streams.generator import ANOMALIES, generate, inject
 from sample_streams.replay import encode, replay

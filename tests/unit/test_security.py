@@ -14,12 +14,12 @@ import pytest
 import torch
 from prometheus_client import CollectorRegistry
 
-from detector.bundle import BundleError, ModelBundle, sha256_file
-from detector.health import Health
-from detector.http_server import make_server
-from detector.model import build_model
-from detector.scaler import Scaler
-from detector.threshold import Threshold
+from detector.model.architectures import build_model
+from detector.model.bundle import BundleError, ModelBundle, sha256_file
+from detector.model.scaler import Scaler
+from detector.model.threshold import Threshold
+from detector.ops.health import Health
+from detector.ops.http_server import make_server
 
 ROOT = Path(__file__).resolve().parents[2]
 PACKAGES = [ROOT / "detector", ROOT / "trainer", ROOT / "sample_streams"]

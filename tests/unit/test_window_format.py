@@ -6,7 +6,8 @@ import math
 import numpy as np
 import pytest
 
-from detector.window_format import InvalidWindow, WindowDecoder, encode_f32, encode_json
+from detector.wire.invalid import InvalidWindow
+from detector.wire.windows import WindowDecoder, encode_f32, encode_json
 
 VALUES = np.linspace(-1, 1, 140).astype(np.float32)
 

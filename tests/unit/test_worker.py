@@ -10,14 +10,16 @@ import torch
 from prometheus_client import CollectorRegistry
 
 from detector.config import BatchConfig, Config, EventsConfig, TopicsConfig, WorkerConfig
-from detector.health import Health
-from detector.io import InputMessage, MemorySink, MemorySource
-from detector.metrics import WorkerMetrics
-from detector.scaler import Scaler
-from detector.scoring import BatchScorer, Scorer
-from detector.threshold import Threshold
-from detector.window_format import encode_f32, encode_json
-from detector.worker import Worker
+from detector.kafka.seams import InputMessage
+from detector.model.scaler import Scaler
+from detector.model.scoring import BatchScorer, Scorer
+from detector.model.serving import ModelIdentity, ServingModel
+from detector.model.threshold import Threshold
+from detector.ops.health import Health
+from detector.ops.metrics import WorkerMetrics
+from detector.pipeline.assembly import build_worker
+from detector.testing import MemorySink, MemorySource
+from detector.wire.windows import encode_f32, encode_json
 
 W = 140
 
@@ -44,6 +46,12 @@ def msg(offset: int, values=None, partition: int = 0, payload: bytes | None = No
     return InputMessage(topic, partition, offset, key, payload, [("h", b"v")], 1_700_000_000_000 + offset)
 
 
+def zero_model(max_size: int, threshold: float = 0.5, version: str = "v1") -> ServingModel:
+    """A model whose score of a window is the mean absolute value of its samples."""
+    return ServingModel(ModelIdentity("m", version), BatchScorer(Scorer(ZeroModel(), Scaler("none"), W), max_size, 10),
+                        Threshold(threshold, "mean_std"), W)
+
+
 def make(max_size=4, max_wait_ms=20.0, max_in_flight=64, scores_topic=None, auto_ack=True, commit_ms=0):
     config = Config(
         topics=TopicsConfig(input="in", events="ev", dead_letter="dlq", scores=scores_topic),
@@ -54,10 +62,9 @@ def make(max_size=4, max_wait_ms=20.0, max_in_flight=64, scores_topic=None, auto
     registry = CollectorRegistry()
     clock = Clock()
     source, sink = MemorySource(), MemorySink(auto_ack=auto_ack)
-    scorer = BatchScorer(Scorer(ZeroModel(), Scaler("none"), W), max_size, 10)
-    worker = Worker(config=config, source=source, sink=sink, scorer=scorer, threshold=Threshold(0.5, "mean_std"),
-                    model={"name": "m", "version": "v1"}, window=W, metrics=WorkerMetrics(registry),
-                    health=Health(clock=clock), clock=clock, wall=lambda: 1_700_000_100.0)
+    worker = build_worker(config=config, source=source, sink=sink, model=zero_model(max_size),
+                          metrics=WorkerMetrics(registry), health=Health(clock=clock), clock=clock,
+                          wall=lambda: 1_700_000_100.0)
     source.listener = worker
     return worker, source, sink, registry, clock
 
@@ -111,7 +118,7 @@ def test_anomaly_event_schema_and_segments() -> None:
     assert event["segments"][0] == {"start": 28, "end": 42, "share": 1.0}
     assert len(event["segments"]) == 3
     assert value(registry, "tsad_anomalies_total", source="pump-7") == 1
-    assert value(registry, "tsad_events_published_total", kind="event") == 1
+    assert value(registry, "tsad_records_published_total", kind="event") == 1
 
 
 def test_all_scores_mode_publishes_one_record_per_window() -> None:
@@ -238,3 +245,30 @@ def test_metrics_and_health_after_steps() -> None:
     assert worker.health.live()[0]
     clock.t += 60
     assert not worker.health.live()[0]
+
+
+@pytest.mark.parametrize("method", ["pause", "resume", "poll", "assignment", "commit", "lag"])
+def test_a_source_failure_costs_one_loop_turn_and_loses_nothing(method: str) -> None:
+    """Whichever source call fails (as BrokerError, the only error a backend raises), the turn ends early, the
+    next one carries on, and every window is published and committed once."""
+    from detector.kafka.seams import BrokerError
+
+    worker, source, sink, registry, clock = make(max_size=2, max_in_flight=4, auto_ack=False)
+    source.add([msg(i, np.full(W, 3.0), partition=i % 2) for i in range(12)])
+    failed = 0
+    source.fail_next(method)
+    for turn in range(60):
+        try:
+            worker.step()
+        except BrokerError:
+            failed += 1  # worker.run() logs this and turns again
+        if turn % 3 == 2:  # acknowledgements lag behind, so backpressure pauses and resumes
+            sink.ack()
+        clock.t += 0.01
+    if method == "commit":  # a failed commit is the commit strategy's to handle: counted, retried next interval
+        assert failed == 0 and value(registry, "tsad_commit_failures_total") == 1
+    else:
+        assert failed == 1
+    events = [json.loads(r.value)["id"] for r in sink.acked if r.kind == "event"]
+    assert sorted(events) == sorted(f"in-{i % 2}-{i}" for i in range(12))  # each once
+    assert source.committed() == {("in", 0): 11, ("in", 1): 12}

@@ -1,104 +1,45 @@
-"""The worker's seams: a Source of input messages and a Sink for output records, with in-memory versions for
-unit tests (Kafka implementations are in `kafka_io`)."""
+"""In-memory fakes of the Kafka seams for unit tests and benchmarks (never used by the service).
+
+`MemorySource` behaves like a group consumer over per-partition logs (positions, pause/resume, commits, rewind,
+revocation); `MemorySink` acknowledges at once or when the test says; `MemoryTransactionalSink` keeps records
+invisible until their transaction commits. `fail_next(method, error)` makes one call of a method raise, the way a
+real client's failure reaches the loop: as `BrokerError`.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import NamedTuple, Protocol
 
-TopicPartition = tuple[str, int]
-Headers = list[tuple[str, bytes]]
-
-
-class InputMessage(NamedTuple):
-    """One consumed message; also the reference an output record keeps to its input (a tuple: cheap to make)."""
-
-    topic: str
-    partition: int
-    offset: int
-    key: bytes | None
-    value: bytes | None
-    headers: Headers
-    timestamp_ms: int
-
-    @property
-    def tp(self) -> TopicPartition:
-        return (self.topic, self.partition)
+from detector.kafka.seams import (
+    BrokerError,
+    DoneCallback,
+    InputMessage,
+    OutputRecord,
+    RebalanceListener,
+    TopicPartition,
+)
 
 
-@dataclass(slots=True)
-class OutputRecord:
-    kind: str  # "event" | "score" | "dead_letter"
-    topic: str
-    key: bytes | None
-    value: bytes
-    headers: Headers
-    ref: InputMessage
-    attempts: int = 0
-    epoch: int = 0  # transaction epoch it was sent in (exactly-once mode): late callbacks of aborted ones are ignored
+class _Failures:
+    """One-shot failures injected per method name."""
 
+    _failures: dict[str, BrokerError]
 
-DoneCallback = Callable[[OutputRecord, Exception | None], None]
+    def fail_next(self, method: str, error: BrokerError | None = None) -> None:
+        if not hasattr(self, method):
+            raise AttributeError(f"{type(self).__name__} has no method {method!r}")
+        self._failures[method] = error or BrokerError(f"{method}: injected failure")
 
-
-class BrokerError(Exception):
-    """A transient client or broker failure raised by a Source or Sink; the worker logs it and keeps running."""
-
-
-class RebalanceListener(Protocol):
-    def on_revoked(self, partitions: set[TopicPartition]) -> None: ...
-
-    def on_assigned(self, partitions: set[TopicPartition]) -> None: ...
-
-
-class Source(Protocol):
-    def poll(self, timeout_s: float, max_records: int, fill: bool = False) -> list[InputMessage]:
-        """Messages as soon as any are available (at most `timeout_s` of waiting); with `fill`, keep collecting
-        until `max_records` or the timeout, whichever comes first (a batch already waiting for its deadline)."""
-
-    def pause(self, partitions: set[TopicPartition]) -> None: ...
-
-    def resume(self, partitions: set[TopicPartition]) -> None: ...
-
-    def assignment(self) -> set[TopicPartition]: ...
-
-    def commit(self, positions: dict[TopicPartition, int]) -> None: ...
-
-    def lag(self) -> dict[TopicPartition, int]: ...
-
-    def connected(self) -> bool: ...
-
-    def group_metadata(self) -> object: ...
-
-    def rewind(self, partitions: set[TopicPartition]) -> None:
-        """Seek back to the committed offsets (after an aborted transaction)."""
-
-    def close(self) -> None: ...
-
-
-class Sink(Protocol):
-    def send(self, record: OutputRecord, on_done: DoneCallback) -> None: ...
-
-    def serve(self) -> None:
-        """Run the delivery callbacks that are due, on the caller's thread (a no-op for clients that run them on
-        their own I/O thread)."""
-
-    def flush(self, timeout_s: float) -> None: ...
-
-    def close(self) -> None: ...
-
-
-class TransactionalSink(Sink, Protocol):
-    """Exactly-once: records sent since the last commit become visible together with the input offsets."""
-
-    def commit_transaction(self, positions: dict[TopicPartition, int], group_metadata: object) -> None: ...
-
-    def abort_transaction(self) -> None: ...
+    def _check(self, method: str) -> None:
+        if self._failures:
+            error = self._failures.pop(method, None)
+            if error is not None:
+                raise error
 
 
 @dataclass
-class MemorySource:
+class MemorySource(_Failures):
     """Per-partition logs with consumer positions, pause/resume, commits and rewind, like a group consumer."""
 
     logs: dict[TopicPartition, list[InputMessage]] = field(default_factory=dict)
@@ -108,6 +49,7 @@ class MemorySource:
     commits: list[dict[TopicPartition, int]] = field(default_factory=list)
     listener: RebalanceListener | None = None
     closed: bool = False
+    _failures: dict[str, BrokerError] = field(default_factory=dict)
 
     def add(self, messages: Sequence[InputMessage]) -> None:
         for m in messages:
@@ -121,6 +63,7 @@ class MemorySource:
         return [m for tp, log in self.logs.items() for m in log[self.positions[tp]:]]
 
     def poll(self, timeout_s: float, max_records: int, fill: bool = False) -> list[InputMessage]:
+        self._check("poll")
         out: list[InputMessage] = []
         for tp in sorted(self.logs):
             if tp in self.paused or tp not in self.partitions:
@@ -131,15 +74,19 @@ class MemorySource:
         return out
 
     def pause(self, partitions: set[TopicPartition]) -> None:
+        self._check("pause")
         self.paused |= partitions
 
     def resume(self, partitions: set[TopicPartition]) -> None:
+        self._check("resume")
         self.paused -= partitions
 
     def assignment(self) -> set[TopicPartition]:
+        self._check("assignment")
         return set(self.partitions)
 
     def commit(self, positions: dict[TopicPartition, int]) -> None:
+        self._check("commit")
         self.commits.append(dict(positions))
 
     def committed(self) -> dict[TopicPartition, int]:
@@ -149,17 +96,20 @@ class MemorySource:
         return merged
 
     def rewind(self, partitions: set[TopicPartition]) -> None:
+        self._check("rewind")
         committed = self.committed()
         for tp in partitions:
             self.positions[tp] = committed.get(tp, 0)
 
     def lag(self) -> dict[TopicPartition, int]:
+        self._check("lag")
         return {tp: len(self.logs.get(tp, [])) - self.positions.get(tp, 0) for tp in self.partitions}
 
     def connected(self) -> bool:
         return True
 
     def group_metadata(self) -> object:
+        self._check("group_metadata")
         return "memory-group"
 
     def revoke(self, partitions: set[TopicPartition]) -> None:
@@ -172,7 +122,7 @@ class MemorySource:
 
 
 @dataclass
-class MemorySink:
+class MemorySink(_Failures):
     """Keeps sent records; acknowledges at once (`auto_ack`) or when the test calls `ack()`/`fail()`."""
 
     auto_ack: bool = True
@@ -180,9 +130,14 @@ class MemorySink:
     acked: list[OutputRecord] = field(default_factory=list)
     pending: list[tuple[OutputRecord, DoneCallback]] = field(default_factory=list)
     closed: bool = False
+    _failures: dict[str, BrokerError] = field(default_factory=dict)
 
     def send(self, record: OutputRecord, on_done: DoneCallback) -> None:
         self.sent.append(record)
+        failure = self._failures.pop("send", None)
+        if failure is not None:  # reported through the callback, as a client reports a failed send
+            on_done(record, failure)
+            return
         if self.auto_ack:
             self.acked.append(record)
             on_done(record, None)
@@ -201,8 +156,8 @@ class MemorySink:
         for record, on_done in take:
             on_done(record, error)
 
-    def serve(self) -> None:
-        """Nothing to serve: acknowledgements are immediate (auto_ack) or driven by the test."""
+    def run_delivery_callbacks(self) -> None:
+        """Nothing to run: acknowledgements are immediate (auto_ack) or driven by the test."""
 
     def flush(self, timeout_s: float) -> None:
         """Nothing to wait for: acknowledgements are immediate (auto_ack) or driven by the test."""
@@ -217,7 +172,6 @@ class MemoryTransactionalSink(MemorySink):
 
     visible: list[OutputRecord] = field(default_factory=list)
     source: MemorySource | None = None  # where transactional offset commits land, as in a consumer group
-    fail_next_commit: Exception | None = None
     aborts: int = 0
     _open: list[OutputRecord] = field(default_factory=list)
 
@@ -226,9 +180,7 @@ class MemoryTransactionalSink(MemorySink):
         super().send(record, on_done)
 
     def commit_transaction(self, positions: dict[TopicPartition, int], group_metadata: object) -> None:
-        if self.fail_next_commit is not None:
-            error, self.fail_next_commit = self.fail_next_commit, None
-            raise error
+        self._check("commit_transaction")
         self.visible.extend(self._open)
         self._open = []
         if self.source is not None and positions:
@@ -237,3 +189,4 @@ class MemoryTransactionalSink(MemorySink):
     def abort_transaction(self) -> None:
         self._open = []
         self.aborts += 1
+        self._check("abort_transaction")

@@ -1,0 +1,21 @@
+"""Build the configured client's Source and Sink (transactional in exactly-once mode)."""
+
+from __future__ import annotations
+
+from detector.config import Config
+from detector.kafka.seams import RebalanceListener, Sink, Source
+
+
+def kafka_clients(config: Config, listener: RebalanceListener) -> tuple[Source, Sink]:
+    """The Source on the input topic and the Sink for every output topic; raises BrokerError if a client cannot
+    be made."""
+    k = config.kafka
+    if k.client == "confluent":
+        from detector.kafka import confluent  # optional dependency, imported only when chosen
+
+        sink: Sink = confluent.TransactionalConfluentSink(k) if k.exactly_once else confluent.ConfluentSink(k)
+        return confluent.ConfluentSource(k, config.topics.input, listener, config.worker.max_poll_records), sink
+    from detector.kafka import kafka_python
+
+    sink = kafka_python.TransactionalKafkaSink(k) if k.exactly_once else kafka_python.KafkaSink(k)
+    return kafka_python.KafkaSource(k, config.topics.input, listener, config.worker.max_poll_records), sink

@@ -1,0 +1,61 @@
+"""The model as the worker serves it: a verified bundle on its device, warmed up, with the threshold that decides
+and the identity every output record carries. The loop swaps one `ServingModel` for another, never its parts."""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+from typing import Protocol
+
+import numpy as np
+import torch
+
+from detector.config import Config
+from detector.model.bundle import ModelBundle
+from detector.model.scoring import BatchScorer, ScoredBatch, Scorer, resolve_device
+from detector.model.threshold import Threshold
+
+log = logging.getLogger("tsad.model")
+
+
+class BatchScoring(Protocol):
+    def score(self, windows: np.ndarray) -> ScoredBatch: ...
+
+
+@dataclass(frozen=True)
+class ModelIdentity:
+    """Which model scored a window: its name and version, as output records carry them."""
+
+    name: str
+    version: str
+
+    def as_dict(self) -> dict[str, str]:
+        return {"name": self.name, "version": self.version}
+
+
+@dataclass(frozen=True)
+class ServingModel:
+    identity: ModelIdentity
+    scorer: BatchScoring
+    threshold: Threshold
+    window: int
+    created: str = ""  # the bundle's creation time (ISO-8601)
+
+
+def load_serving_model(config: Config) -> tuple[ServingModel, torch.device]:
+    """Load and verify the configured bundle, place it on its device and warm it up (raises BundleError)."""
+    bundle = ModelBundle.load(config.model.bundle)
+    if config.model.threads:
+        torch.set_num_threads(config.model.threads)
+    device = resolve_device(config.model.device)
+    dtype = torch.bfloat16 if config.model.dtype == "bfloat16" else torch.float32
+    scorer = BatchScorer(Scorer(bundle.build_model(), bundle.scaler, bundle.window, device, dtype),
+                         config.batch.max_size, config.events.segments)
+    started = time.perf_counter()
+    scorer.warm_up(config.model.warmup_batches)
+    log.info("model %s %s on %s (%s), warmed up in %.2f s", bundle.name, bundle.version, device,
+             config.model.dtype, time.perf_counter() - started)
+    model = ServingModel(ModelIdentity(bundle.name, bundle.version), scorer, bundle.threshold, bundle.window,
+                         bundle.created)
+    return model, device

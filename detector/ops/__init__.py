@@ -1,0 +1,1 @@
+"""What operators see: Prometheus metrics, liveness/readiness, the HTTP endpoints and consumer status."""

@@ -1,0 +1,1 @@
+"""Wire formats: window messages in (decode + validate, with a reason for every refusal) and records out."""

@@ -1,0 +1,141 @@
+"""The JSON window message: strict parsing (orjson) with a lenient fallback that classifies what is wrong, the
+checks on `values` and the optional fields, and the screening of plain messages for the vectorised path."""
+
+from __future__ import annotations
+
+import json
+import math
+from typing import Any
+
+import numpy as np
+import orjson
+
+from detector.wire.invalid import MAX_ABS_VALUE, InvalidWindow
+
+
+def parse_object(payload: bytes) -> dict[str, Any]:
+    """The top-level JSON object; InvalidWindow (bad_encoding, not_json, not_object) otherwise."""
+    try:
+        body = orjson.loads(payload)  # ~10x faster than json; strict JSON only
+    except orjson.JSONDecodeError:
+        body = _lenient(payload)  # NaN, Infinity, huge integers: let json classify them
+    if not isinstance(body, dict):
+        raise InvalidWindow("not_object", f"top level is {type(body).__name__}, expected an object")
+    return body
+
+
+def checked_values(body: dict[str, Any], window: int) -> np.ndarray:
+    """`values` as float32 after every check, naming the first offending value."""
+    if "values" not in body:
+        raise InvalidWindow("missing_values", "no 'values' field")
+    raw = body["values"]
+    if not isinstance(raw, list):
+        raise InvalidWindow("values_not_list", f"'values' is {type(raw).__name__}, expected a list")
+    if len(raw) != window:
+        raise InvalidWindow("wrong_length", f"{len(raw)} values, expected {window}")
+    values = _fast_values(raw)
+    return values if values is not None else _slow_values(raw)
+
+
+def _lenient(payload: bytes) -> Any:
+    try:
+        return json.loads(payload)
+    except UnicodeDecodeError as exc:
+        raise InvalidWindow("bad_encoding", f"not UTF-8: {exc.reason}") from None
+    except (json.JSONDecodeError, RecursionError) as exc:
+        raise InvalidWindow("not_json", str(exc)[:200]) from None
+
+
+def plain_body(payload: bytes | None, window: int, max_bytes: int) -> dict[str, Any] | None:
+    """The parsed body when the payload is the plain case the vectorised path accepts (a strict JSON object with
+    `window` values, well-typed optional fields and no true/false anywhere); None sends it to `decode`."""
+    if not payload or len(payload) > max_bytes or b"true" in payload or b"false" in payload:
+        return None
+    try:
+        body = orjson.loads(payload)
+    except orjson.JSONDecodeError:
+        return None
+    if type(body) is not dict:
+        return None
+    values = body.get("values")
+    if type(values) is not list or len(values) != window:
+        return None
+    for key in ("id", "source"):
+        if body.get(key) is not None and type(body[key]) is not str:
+            return None
+    t = body.get("ts")
+    if t is not None and (type(t) not in (int, float) or not math.isfinite(t)):
+        return None
+    if body.get("label") not in (None, 0, 1):
+        return None
+    return body
+
+
+def plain_matrix(rows: list[list[Any]], window: int) -> np.ndarray | None:
+    """All rows as one float32 matrix if every value is a number within float32's range, else None."""
+    if not rows:
+        return np.empty((0, window), dtype=np.float32)
+    try:
+        matrix = np.array(rows)  # bools were screened out; strings or nulls make a non-numeric dtype
+    except (OverflowError, ValueError):
+        return None
+    if matrix.dtype.kind not in "fi" or matrix.shape != (len(rows), window):
+        return None
+    matrix = matrix.astype(np.float64, copy=False)
+    if not np.all(np.abs(matrix) <= MAX_ABS_VALUE):
+        return None
+    return matrix.astype(np.float32)
+
+
+def _fast_values(raw: list[Any]) -> np.ndarray | None:
+    """The common case in one vectorised step: all plain ints/floats, finite, in float32 range; else None."""
+    if not set(map(type, raw)) <= {float, int}:
+        return None
+    try:
+        values = np.asarray(raw, dtype=np.float64)
+    except OverflowError:  # an int beyond float64
+        return None
+    if not np.all(np.abs(values) <= MAX_ABS_VALUE):  # also false for NaN
+        return None
+    return values.astype(np.float32)
+
+
+def _slow_values(raw: list[Any]) -> np.ndarray:
+    """The slow path: find the first offending value and say what is wrong with it."""
+    for i, v in enumerate(raw):
+        # bool is an int subclass in Python, but true/false are not samples.
+        if isinstance(v, bool) or not isinstance(v, (int, float)):
+            raise InvalidWindow("non_numeric", f"values[{i}] is {type(v).__name__}")
+        if isinstance(v, float) and not math.isfinite(v):
+            raise InvalidWindow("non_finite", f"values[{i}] is {v}")
+        if abs(v) > MAX_ABS_VALUE:
+            raise InvalidWindow("out_of_range", f"values[{i}] exceeds the float32 range")
+    return np.asarray(raw, dtype=np.float32)
+
+
+def optional(body: dict[str, Any], key: str, kind: type) -> Any:
+    value = body.get(key)
+    if value is not None and not isinstance(value, kind):
+        raise InvalidWindow("bad_field", f"'{key}' is {type(value).__name__}, expected {kind.__name__}")
+    return value
+
+
+def optional_ts(body: dict[str, Any]) -> float | None:
+    ts = body.get("ts")
+    if ts is None:
+        return None
+    try:  # an integer beyond float's range (the lenient parser keeps it exact) overflows: also a bad field
+        if isinstance(ts, bool) or not isinstance(ts, (int, float)) or not math.isfinite(ts):
+            raise OverflowError
+        return float(ts)
+    except OverflowError:
+        raise InvalidWindow("bad_field", "'ts' must be a finite number of seconds since the epoch") from None
+
+
+def optional_label(body: dict[str, Any]) -> int | None:
+    label = body.get("label")
+    if label is None:
+        return None
+    if label not in (0, 1) or isinstance(label, bool):
+        raise InvalidWindow("bad_field", "'label' must be 0 or 1")
+    return int(label)

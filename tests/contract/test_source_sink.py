@@ -1,0 +1,165 @@
+"""One suite of Source/Sink checks, run over every implementation of the seams: the in-memory fakes the unit tests
+rely on, and both client backends against the real broker. A fake that passed where a client failed (or the other
+way round) would make the unit tests prove the wrong thing."""
+
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from backends import KafkaBackend, MemoryBackend, poll_until
+
+from detector.kafka.seams import BrokerError, InputMessage, OutputRecord
+
+
+@pytest.fixture(params=["memory", "kafka-python", "confluent"])
+def backend(request):
+    if request.param == "memory":
+        b = MemoryBackend()
+    else:
+        kafka = request.getfixturevalue("kafka")
+        b = KafkaBackend(request.param, kafka.bootstrap, request.getfixturevalue("new_topic"))
+    yield b
+    b.close()
+
+
+def _values(messages: list[InputMessage]) -> list[bytes]:
+    return [m.value or b"" for m in messages]
+
+
+def _started(backend, n: int = 10, exactly_once: bool = False):
+    """A source on a fresh topic holding n messages, all consumed once (so partitions are assigned)."""
+    topic = backend.topic("contract")
+    source = backend.source(topic, exactly_once=exactly_once)
+    backend.produce(topic, [b"m%d" % i for i in range(n)])
+    got = poll_until(source, n)
+    assert _values(got) == [b"m%d" % i for i in range(n)]
+    return topic, source
+
+
+def test_poll_never_returns_more_than_asked_and_keeps_order(backend) -> None:
+    topic = backend.topic("limits")
+    source = backend.source(topic)
+    backend.produce(topic, [b"m%d" % i for i in range(25)])
+    got = poll_until(source, 25, max_records=4)  # asserts every poll returned at most 4
+    assert _values(got) == [b"m%d" % i for i in range(25)]
+    assert [m.offset for m in got] == list(range(25))
+    assert source.poll(0.5, 10) == []  # nothing is delivered twice
+
+
+def test_pause_holds_back_and_resume_releases(backend) -> None:
+    topic, source = _started(backend, 3)
+    assigned = source.assignment()
+    assert assigned == {(topic, 0)}
+    source.pause(assigned)
+    backend.produce(topic, [b"late-1", b"late-2"])
+    deadline = time.monotonic() + 2.0
+    while time.monotonic() < deadline:
+        assert source.poll(0.2, 10) == [], "a paused partition was fetched"
+    source.resume(assigned)
+    assert _values(poll_until(source, 2)) == [b"late-1", b"late-2"]
+
+
+def test_rewind_returns_to_the_committed_offset(backend) -> None:
+    topic, source = _started(backend, 10)
+    source.commit({(topic, 0): 4})
+    deadline = time.monotonic() + 10
+    while backend.committed_offset(source, (topic, 0)) != 4:  # the librdkafka backend commits on a helper thread
+        assert time.monotonic() < deadline, "the commit never landed"
+        source.poll(0.1, 1)
+    source.rewind(source.assignment())
+    again = poll_until(source, 6)
+    assert [m.offset for m in again] == list(range(4, 10))
+
+
+def test_sink_acknowledges_every_record(backend) -> None:
+    topic, _source = _started(backend, 1)
+    sink = backend.sink()
+    out_topic = backend.topic("out")
+    done: list[tuple[OutputRecord, Exception | None]] = []
+    ref = InputMessage(topic, 0, 0, None, b"", [], 0)
+    for i in range(20):
+        sink.send(OutputRecord("score", out_topic, b"k", b"r%d" % i, [], ref), lambda r, e: done.append((r, e)))
+    deadline = time.monotonic() + 20
+    while len(done) < 20 and time.monotonic() < deadline:
+        sink.flush(1.0)
+        sink.run_delivery_callbacks()
+    assert len(done) == 20 and all(error is None for _, error in done)
+
+
+def test_transactional_records_are_visible_only_with_their_commit(backend) -> None:
+    topic, source = _started(backend, 3, exactly_once=True)
+    sink = backend.sink(transactional=True, source=source)
+    out_topic = backend.topic("txn")
+    ref = InputMessage(topic, 0, 0, None, b"", [], 0)
+    acked: list[Exception | None] = []
+    for i in range(3):
+        sink.send(OutputRecord("score", out_topic, b"k", b"c%d" % i, [], ref), lambda _r, e: acked.append(e))
+    sink.flush(10)
+    sink.run_delivery_callbacks()
+    assert acked == [None, None, None]
+    assert backend.committed_outputs(out_topic, 0, timeout=2) == []  # acknowledged, not yet visible
+    sink.commit_transaction({(topic, 0): 3}, source.group_metadata())
+    assert sorted(backend.committed_outputs(out_topic, 3, timeout=10)) == [b"c0", b"c1", b"c2"]
+    assert backend.committed_offset(source, (topic, 0)) == 3  # the offsets committed with the outputs
+    for i in range(2):
+        sink.send(OutputRecord("score", out_topic, b"k", b"a%d" % i, [], ref), lambda _r, e: acked.append(e))
+    sink.flush(10)
+    sink.abort_transaction()
+    assert sorted(backend.committed_outputs(out_topic, 3, timeout=3)) == [b"c0", b"c1", b"c2"]
+
+
+@pytest.mark.parametrize("method", ["poll", "pause", "resume", "assignment", "commit", "rewind", "group_metadata",
+                                    "lag"])
+def test_source_client_errors_leave_as_broker_error(backend, method: str) -> None:
+    topic, source = _started(backend, 2)
+    args = {"poll": (1.0, 10), "pause": ({(topic, 0)},), "resume": ({(topic, 0)},), "assignment": (),
+            "commit": ({(topic, 0): 1},), "rewind": ({(topic, 0)},), "group_metadata": (), "lag": ()}[method]
+    backend.break_source(source, method)
+    call = getattr(source, method)
+    with pytest.raises(BrokerError):
+        call(*args)
+        if method == "commit":  # librdkafka's commit runs on a helper thread: its failure surfaces at the next one
+            time.sleep(1.0)
+            call(*args)
+    deadline = time.monotonic() + 10  # the failure was one-off: the source works again
+    while True:
+        try:
+            call(*args)
+            break
+        except BrokerError:  # only the librdkafka commit: the previous one may still be on its helper thread
+            assert method == "commit" and time.monotonic() < deadline
+            time.sleep(0.2)
+
+
+@pytest.mark.parametrize("method", ["commit_transaction", "abort_transaction"])
+def test_transaction_client_errors_leave_as_broker_error(backend, method: str) -> None:
+    topic, source = _started(backend, 1, exactly_once=True)
+    sink = backend.sink(transactional=True, source=source)
+    ref = InputMessage(topic, 0, 0, None, b"", [], 0)
+    sink.send(OutputRecord("score", backend.topic("t"), b"k", b"x", [], ref), lambda _r, _e: None)
+    sink.flush(10)
+    backend.break_sink(sink, method)
+    with pytest.raises(BrokerError):
+        if method == "commit_transaction":
+            sink.commit_transaction({(topic, 0): 1}, source.group_metadata())
+        else:
+            sink.abort_transaction()
+
+
+def test_failed_sends_and_flushes_are_reported_not_raised(backend) -> None:
+    topic, _source = _started(backend, 1)
+    sink = backend.sink()
+    ref = InputMessage(topic, 0, 0, None, b"", [], 0)
+    reported: list[Exception | None] = []
+    backend.break_sink(sink, "send")
+    sink.send(OutputRecord("score", backend.topic("s"), b"k", b"x", [], ref), lambda _r, e: reported.append(e))
+    sink.run_delivery_callbacks()
+    assert len(reported) == 1 and isinstance(reported[0], BrokerError)
+    if backend.name != "memory":
+        backend.break_sink(sink, "flush")
+    sink.flush(1.0)  # a failing flush logs; it never raises

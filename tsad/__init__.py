@@ -1,0 +1,1 @@
+"""The `tsad` command: one entry point wiring the subcommands of the trainer, the detector and the stream tools."""
