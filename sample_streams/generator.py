@@ -24,6 +24,7 @@ class WindowRecord:
     values: list[float]
     label: int  # 0 = normal, 1 = anomalous
     anomaly: str | None = None
+    channels: tuple[str, ...] | None = None  # names of a multi-channel window's blocks (values is channel-major)
 
     def to_dict(self) -> dict[str, object]:
         return asdict(self)

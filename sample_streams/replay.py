@@ -32,7 +32,7 @@ def encode(record: WindowRecord, fmt: str) -> tuple[bytes, list[tuple[str, bytes
     """The message value and headers for one record in `fmt` ('json' or 'f32')."""
     if fmt == "json":
         return encode_json(record.values, id=record.id, source=record.source, ts=record.ts, label=record.label,
-                           decimals=None), []
+                           decimals=None, channels=record.channels), []
     if fmt == "f32":
         headers = [("tsad-id", record.id.encode()), ("tsad-ts", repr(record.ts).encode()),
                    ("tsad-label", str(record.label).encode())]

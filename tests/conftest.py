@@ -24,6 +24,18 @@ def ecg5000_path() -> Path:
     return path
 
 
+@pytest.fixture(scope="session")
+def skab_dir() -> Path:
+    """The shared SKAB copy (read through $TSAD_SKAB, which .ci/run sets and requires)."""
+    value = os.environ.get("TSAD_SKAB")
+    if not value:
+        pytest.skip("TSAD_SKAB is not set: the SKAB copy (../shared/datasets/skab) is absent")
+    path = Path(value)
+    if not (path / "valve1" / "0.csv").is_file():
+        pytest.skip(f"TSAD_SKAB={value} does not hold SKAB (valve1/0.csv missing)")
+    return path
+
+
 @pytest.fixture
 def sine_windows() -> np.ndarray:
     """600 noisy sine windows of 140 samples: an easy 'normal' class."""

@@ -10,7 +10,7 @@ from detector.model.bundle import ModelBundle
 from detector.model.scoring import Scorer
 from trainer.datasets import WindowDataset
 from trainer.evaluation import evaluate_scores
-from trainer.pipeline import TrainResult, make_split
+from trainer.pipeline import TrainResult, make_split, point_metrics_on_test, split_gap
 from trainer.presets import TrainConfig
 from trainer.report import ReportData
 
@@ -19,9 +19,10 @@ class EvaluationError(ValueError):
     pass
 
 
-def _examples(scorer: Scorer, windows: np.ndarray, scores: np.ndarray, is_normal: np.ndarray
-              ) -> list[tuple[str, np.ndarray, np.ndarray]]:
-    """A typical normal window and the most and least obvious detected anomalies, in scaled units."""
+def _examples(scorer: Scorer, windows: np.ndarray, scores: np.ndarray, is_normal: np.ndarray,
+              channels: tuple[str, ...]) -> list[tuple[str, np.ndarray, np.ndarray]]:
+    """A typical normal window and the most and least obvious detected anomalies, in scaled units, as
+    [channels, window] arrays."""
     picks: list[tuple[str, int]] = []
     normal, anomalous = np.flatnonzero(is_normal), np.flatnonzero(~is_normal)
     if normal.size:
@@ -33,7 +34,8 @@ def _examples(scorer: Scorer, windows: np.ndarray, scores: np.ndarray, is_normal
     for caption, i in picks:
         x = scorer.scale(windows[i : i + 1])
         recon = scorer.reconstruct(windows[i : i + 1])
-        out.append((f"{caption}: score {scores[i]:.4f}", x[0], recon[0]))
+        out.append((f"{caption}: score {scores[i]:.4f}", x[0].reshape(len(channels), -1),
+                    recon[0].reshape(len(channels), -1)))
     return out
 
 
@@ -47,7 +49,8 @@ def split_rows(bundle: ModelBundle, dataset: WindowDataset, which: str) -> tuple
     config_dict = bundle.training.get("config")
     if not config_dict:
         raise EvaluationError("the bundle records no training split; evaluate with --split all")
-    split = make_split(len(dataset), TrainConfig(**config_dict), int(bundle.training.get("seed", 0)))
+    split = make_split(len(dataset), TrainConfig(**config_dict), int(bundle.training.get("seed", 0)),
+                       split_gap(dataset))
     return split.test, split.fit
 
 
@@ -57,12 +60,17 @@ def evaluate_bundle(bundle: ModelBundle, dataset: WindowDataset, which: str = "t
     if dataset.window != bundle.window:
         raise EvaluationError(f"{dataset.source}: windows of {dataset.window} samples, bundle expects "
                               f"{bundle.window}")
-    scorer = Scorer(bundle.build_model(), bundle.scaler, bundle.window)
+    if dataset.channels != bundle.channels:
+        raise EvaluationError(f"{dataset.source}: channels {list(dataset.channels)}, the bundle expects "
+                              f"{list(bundle.channels)} (in that order; choose them with --channels)")
+    scorer = Scorer(bundle.build_model(), bundle.scaler, bundle.window, channels=len(bundle.channels))
     rows, train_rows = split_rows(bundle, dataset, which)
     windows, is_normal = dataset.windows[rows], dataset.is_normal[rows]
     scores = scorer.score(windows).scores
     train_normal = train_rows[dataset.is_normal[train_rows]]
     metrics = evaluate_scores(scores, is_normal, bundle.threshold)
+    if which == "test" and dataset.point_labels is not None and dataset.stride is not None:
+        metrics["points"] = point_metrics_on_test(dataset, rows, bundle.threshold.is_anomaly(scores))
     history = bundle.training.get("history", {})
     details: dict[str, Any] = {
         "bundle": f"{bundle.name} {bundle.version}",
@@ -84,7 +92,8 @@ def evaluate_bundle(bundle: ModelBundle, dataset: WindowDataset, which: str = "t
         fit_normal_scores=scorer.score(dataset.windows[train_normal]).scores,
         test_scores=scores,
         test_is_normal=is_normal,
-        examples=_examples(scorer, windows, scores, is_normal),
+        examples=_examples(scorer, windows, scores, is_normal, bundle.channels),
+        channels=bundle.channels,
         details=details,
     )
 

@@ -13,19 +13,29 @@ def _add_data_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--data", help="ECG5000-style file (TF ecg.csv or UCR, .gz ok) or an http(s)/file URL; "
                    "default: $TSAD_ECG5000, else the public TF ecg.csv download (cached, checksummed)")
     g.add_argument("--layout", default="auto", help="auto | tf | ucr-first | ucr-last (default: auto)")
-    g.add_argument("--series", help="CSV or Parquet telemetry with columns timestamp,value[,label]")
+    g.add_argument("--series", help="CSV or Parquet telemetry (path or http(s)/file URL): a time column and one or "
+                   "more channel columns, optionally a point label (e.g. timestamp,value,label or a SKAB file)")
     g.add_argument("--windows", help="JSON Lines window file (the sample-stream format)")
     g.add_argument("--window", type=int, default=140, help="window length for --series (default: 140)")
     g.add_argument("--stride", type=int, help="stride for --series (default: the window length)")
+    g.add_argument("--sep", help="--series CSV separator (default: sniffed among , ; tab |)")
+    g.add_argument("--time-column", dest="time_column",
+                   help="--series time column (default: timestamp, datetime, time, date or ts)")
+    g.add_argument("--channels", help="--series channel columns, comma separated, in this order (default: every "
+                   "numeric column that is not the time or a label)")
+    g.add_argument("--label-column", dest="label_column",
+                   help="--series point-label column, or 'none' (default: label, anomaly or is_anomaly if present)")
 
 
 def _load(args: argparse.Namespace) -> Any:
     from trainer.datasets import load_ecg5000, resolve_ecg_source
 
     if args.series:
-        from trainer.telemetry import load_series_windows
+        from trainer.telemetry import SeriesOptions, load_series_windows
 
-        return load_series_windows(args.series, args.window, args.stride)
+        channels = tuple(c.strip() for c in args.channels.split(",") if c.strip()) if args.channels else None
+        options = SeriesOptions(args.sep, args.time_column, channels, args.label_column)
+        return load_series_windows(args.series, args.window, args.stride, options)
     if args.windows:
         from trainer.window_files import load_window_file
 
@@ -44,6 +54,10 @@ def _print_metrics(title: str, metrics: dict[str, Any]) -> None:
     print(f"{title}: accuracy {test['accuracy']:.4f}  ROC-AUC {auc}\n"
           f"  anomaly class  P {a['precision']:.4f}  R {a['recall']:.4f}  F1 {a['f1']:.4f}\n"
           f"  normal class   P {n['precision']:.4f}  R {n['recall']:.4f}  F1 {n['f1']:.4f}", file=sys.stderr)
+    points = metrics.get("test_points") or test.get("points")
+    if points:
+        print(f"  points         F1 {points['f1']:.4f}  FAR {points['far']:.2f}%  MAR {points['mar']:.2f}% "
+              f"({points['n']} points, causal verdicts)", file=sys.stderr)
 
 
 def cmd_train(args: argparse.Namespace) -> int:
@@ -62,8 +76,10 @@ def cmd_train(args: argparse.Namespace) -> int:
         config = config.replace(threshold="fpr_quantile", threshold_params={"fpr": 0.01})
         print("tsad train: the data has no labels: calibrating the threshold at a 1% false-positive rate on "
               "held-out windows (fpr_quantile) instead of F1", file=sys.stderr)
-    print(f"tsad train: {len(dataset)} windows of {dataset.window} from {dataset.source}, preset {config.preset}",
-          file=sys.stderr)
+    shape = f"{dataset.window}" if len(dataset.channels) == 1 else (
+        f"{len(dataset.channels)} channels x {dataset.window} ({', '.join(dataset.channels)})")
+    print(f"tsad train: {len(dataset)} windows of {shape} from {dataset.source}, preset {config.preset}"
+          + (", split by time" if dataset.ordered else ""), file=sys.stderr)
     result = train(dataset, config, seed=args.seed, name=args.name or f"tsad-{config.preset}",
                    on_epoch=None if args.quiet else print_epoch)
     out = result.bundle.save(args.out)

@@ -20,7 +20,7 @@ import sys
 import tempfile
 import urllib.parse
 import urllib.request
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TextIO
 
@@ -43,8 +43,11 @@ class DatasetError(ValueError):
 class WindowDataset:
     """Fixed-length windows with optional labels.
 
-    `is_normal[i]` is True for a normal window (None when the data carries no labels); `classes` keeps the
-    original class codes where the source has more than two.
+    A window is C channels × L samples, one row of C·L values, channel-major (`channels` names them; one channel
+    `value` for ECG5000 and single-column series). `is_normal[i]` is True for a normal window (None when the data
+    carries no labels); `classes` keeps the original class codes where the source has more than two. Windows cut
+    from one series in time order carry their `stride`, and, when known, the series' point labels and timestamps
+    (for point verdicts); such a dataset is `ordered` and is split by time, not at random.
     """
 
     windows: np.ndarray
@@ -53,23 +56,26 @@ class WindowDataset:
     sha256: str
     classes: np.ndarray | None = None
     layout: str = ""
+    channels: tuple[str, ...] = ("value",)
+    stride: int | None = None
+    point_labels: np.ndarray | None = None
+    timestamps: np.ndarray | None = None
 
     @property
     def window(self) -> int:
-        return int(self.windows.shape[1])
+        """Samples per channel."""
+        return int(self.windows.shape[1]) // len(self.channels)
+
+    @property
+    def ordered(self) -> bool:
+        return self.stride is not None
 
     def __len__(self) -> int:
         return int(self.windows.shape[0])
 
     def head(self, n: int) -> WindowDataset:
-        return WindowDataset(
-            self.windows[:n],
-            None if self.is_normal is None else self.is_normal[:n],
-            self.source,
-            self.sha256,
-            None if self.classes is None else self.classes[:n],
-            self.layout,
-        )
+        return replace(self, windows=self.windows[:n], is_normal=None if self.is_normal is None else self.is_normal[:n],
+                       classes=None if self.classes is None else self.classes[:n])
 
     def tf_reference_rows(self) -> WindowDataset:
         """The rows the reference split is defined on: a 5000-row UCR ECG5000 is cut to the TF file's 4998."""
@@ -132,7 +138,9 @@ def read_numeric_table(path: Path) -> np.ndarray:
     return to_finite_matrix(frame, path, first_line=1)
 
 
-def to_finite_matrix(frame: pd.DataFrame, path: Path, first_line: int) -> np.ndarray:
+def to_finite_matrix(frame: pd.DataFrame, path: Path, first_line: int, names: list[str] | None = None
+                     ) -> np.ndarray:
+    """Every cell as a finite float; else a DatasetError naming line, column (1-based, and its name if given)."""
     numeric = frame.apply(pd.to_numeric, errors="coerce")
     bad = numeric.isna().to_numpy()
     if bad.any():
@@ -141,13 +149,17 @@ def to_finite_matrix(frame: pd.DataFrame, path: Path, first_line: int) -> np.nda
         problem = "missing value (too few columns?)" if raw is None or raw == "" else f"non-numeric value {raw!r}"
         if isinstance(raw, str) and raw.strip().lower() in ("nan", "-nan", "+nan"):
             problem = "NaN value"
-        raise DatasetError(f"{path}: line {row + first_line}, column {col + 1}: {problem}")
+        raise DatasetError(f"{path}: line {row + first_line}, column {col + 1}: {problem}{_named(names, col)}")
     values = numeric.to_numpy(dtype=np.float64)
     nonfinite = ~np.isfinite(values)
     if nonfinite.any():
         row, col = np.argwhere(nonfinite)[0]
-        raise DatasetError(f"{path}: line {row + first_line}, column {col + 1}: infinite value")
+        raise DatasetError(f"{path}: line {row + first_line}, column {col + 1}: infinite value{_named(names, col)}")
     return values
+
+
+def _named(names: list[str] | None, col: int) -> str:
+    return f" in {names[col]!r}" if names else ""
 
 
 def _is_integer_codes(column: np.ndarray, allowed: set[int]) -> bool:

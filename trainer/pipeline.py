@@ -17,7 +17,9 @@ from detector.model.threshold import Threshold
 from trainer import calibration
 from trainer.datasets import WindowDataset
 from trainer.evaluation import evaluate_scores
+from trainer.points import point_metrics, point_verdicts
 from trainer.presets import TrainConfig
+from trainer.telemetry import window_ends
 from trainer.training import EpochCallback, History, fit, mean_abs_error, seed_everything
 
 
@@ -40,7 +42,21 @@ class TrainResult:
     metrics: dict[str, Any]
 
 
-def make_split(n: int, config: TrainConfig, seed: int) -> Split:
+def split_gap(dataset: WindowDataset) -> int | None:
+    """For windows cut from one series: how many windows to leave out between time-ordered parts, so that no
+    window shares a sample with a window of the next part (one window length). None: split at random."""
+    if not dataset.ordered or dataset.stride is None:
+        return None
+    return -(-dataset.window // dataset.stride)
+
+
+def make_split(n: int, config: TrainConfig, seed: int, gap: int | None = None) -> Split:
+    """The reference random split (ECG5000 and other independent windows); with `gap`, a split by time: train on
+    the past, validate on what follows, test on the end, `gap` windows left out between the parts. Overlapping
+    windows split at random would put near-copies of each test window into training, making the test figures
+    optimistic and the calibrated threshold too low."""
+    if gap is not None:
+        return _time_split(n, config, gap)
     idx = np.arange(n)
     train_idx, test_idx = train_test_split(idx, test_size=config.test_size, random_state=config.split_seed)
     if config.validation_fraction > 0:
@@ -48,6 +64,18 @@ def make_split(n: int, config: TrainConfig, seed: int) -> Split:
     else:
         fit_idx, val_idx = train_idx, np.array([], dtype=np.int64)
     return Split(np.asarray(fit_idx), np.asarray(val_idx), np.asarray(test_idx))
+
+
+def _time_split(n: int, config: TrainConfig, gap: int) -> Split:
+    n_test = max(1, round(n * config.test_size)) if config.test_size > 0 else 0  # 0: all of it trains
+    train_end = n - n_test - (gap if n_test else 0)
+    n_val = max(1, round(train_end * config.validation_fraction)) if config.validation_fraction > 0 else 0
+    fit_end = train_end - n_val - (gap if n_val else 0)
+    if fit_end < 2:
+        raise ValueError(f"{n} windows are too few for a time-ordered split with a gap of {gap} windows between "
+                         "parts; use a longer series, a smaller window or a smaller stride")
+    val = np.arange(train_end - n_val, train_end) if n_val else np.array([], dtype=np.int64)
+    return Split(np.arange(fit_end), val, np.arange(n - n_test, n))  # test may be empty (test_size 0)
 
 
 def calibrate(config: TrainConfig, fit_normal: np.ndarray, val: np.ndarray, val_normal: np.ndarray,
@@ -79,40 +107,58 @@ def train(
     on_epoch: EpochCallback | None = print_epoch,
 ) -> TrainResult:
     labels = dataset.is_normal if dataset.is_normal is not None else np.ones(len(dataset), dtype=bool)
-    split = make_split(len(dataset), config, seed)
+    gap = split_gap(dataset)
+    split = make_split(len(dataset), config, seed, gap)
     x = dataset.windows
+    channels = len(dataset.channels)
     # Fitted on every training window, normal or not, as the reference recipe does.
-    scaler = Scaler.fit(config.scaler, x[split.fit])
-    fit_normal = scaler.transform(x[split.fit][labels[split.fit]])
-    val_all = scaler.transform(x[split.val])
+    scaler = Scaler.fit(config.scaler, x[split.fit], channels)
+    fit_normal = scaler.transform(x[split.fit][labels[split.fit]], channels)
+    val_all = scaler.transform(x[split.val], channels)
     val_normal_x = val_all[labels[split.val]]
     if len(fit_normal) == 0:
         raise ValueError(f"{dataset.source}: no normal windows in the training split")
 
     architecture = {**config.architecture, "window": dataset.window}
+    if channels > 1:
+        architecture["input_channels"] = channels
     seed_everything(seed)  # before the weights are initialised
     model = build_model(architecture)
     history = fit(model, fit_normal, val_normal_x if len(val_normal_x) else None, config, seed, on_epoch)
 
     score = lambda a: mean_abs_error(model, torch.from_numpy(a))  # noqa: E731
     scores = {"fit_normal": score(fit_normal), "val": score(val_all) if len(val_all) else np.zeros(0),
-              "test": score(scaler.transform(x[split.test]))}
+              "test": score(scaler.transform(x[split.test], channels)) if len(split.test) else np.zeros(0)}
     threshold = calibrate(config, scores["fit_normal"], scores["val"], labels[split.val],
                           labelled=dataset.is_normal is not None)
 
     metrics: dict[str, Any] = {"train_seconds": round(history.seconds, 2), "epochs_run": len(history.train_loss),
                                "best_epoch": history.best_epoch}
-    if dataset.is_normal is not None:
+    if dataset.is_normal is not None and len(split.test):
         metrics["test"] = evaluate_scores(scores["test"], labels[split.test], threshold)
+    if dataset.point_labels is not None and dataset.stride is not None and len(split.test):
+        metrics["test_points"] = point_metrics_on_test(dataset, split.test, threshold.is_anomaly(scores["test"]))
     training = {
         "preset": config.preset,
         "config": config.to_dict(),
         "seed": seed,
         "data": {"source": dataset.source, "sha256": dataset.sha256, "layout": dataset.layout,
-                 "windows": len(dataset), "fit": len(split.fit), "validation": len(split.val),
-                 "test": len(split.test)},
+                 "channels": list(dataset.channels), "windows": len(dataset), "fit": len(split.fit),
+                 "validation": len(split.val), "test": len(split.test),
+                 "split": "random" if gap is None else f"time (gap {gap} windows)"},
         "history": {"train_loss": history.train_loss, "val_loss": history.val_loss},
     }
     bundle = ModelBundle.from_model(model, name=name, architecture=architecture, scaler=scaler,
-                                    threshold=threshold, metrics=metrics, training=training)
+                                    threshold=threshold, metrics=metrics, training=training,
+                                    channels=dataset.channels)
     return TrainResult(bundle, history, split, dataset, scores, metrics)
+
+
+def point_metrics_on_test(dataset: WindowDataset, test_rows: np.ndarray, anomalous: np.ndarray) -> dict[str, Any]:
+    """Point-level metrics over the test part of a point-labelled series: each point judged causally from the test
+    windows ending at or before it, from the first test window's end to the last one's."""
+    assert dataset.point_labels is not None and dataset.stride is not None
+    ends = window_ends(len(dataset.point_labels), dataset.window, dataset.stride)[test_rows]
+    first, last = int(ends[0]), int(ends[-1])
+    verdicts = point_verdicts(ends - first, anomalous, last - first + 1)
+    return point_metrics(dataset.point_labels[first : last + 1] == 1, verdicts)

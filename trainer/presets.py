@@ -34,6 +34,8 @@ class TrainConfig:
             raise ValueError(f"threshold must be one of {list(THRESHOLD_METHODS)}, got {self.threshold!r}")
         if self.epochs < 1 or self.batch_size < 1:
             raise ValueError("epochs and batch_size must be positive")
+        if not 0.0 <= self.test_size < 1.0:
+            raise ValueError(f"test_size must be in [0, 1), got {self.test_size}")
         if not 0.0 <= self.validation_fraction < 1.0:
             raise ValueError(f"validation_fraction must be in [0, 1), got {self.validation_fraction}")
         if self.threshold in ("f1_optimal", "fpr_quantile", "pot") and self.validation_fraction == 0.0:

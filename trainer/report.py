@@ -27,8 +27,9 @@ class ReportData:
     fit_normal_scores: np.ndarray
     test_scores: np.ndarray
     test_is_normal: np.ndarray
-    examples: list[tuple[str, np.ndarray, np.ndarray]]  # (caption, scaled input, reconstruction)
+    examples: list[tuple[str, np.ndarray, np.ndarray]]  # (caption, scaled input, reconstruction), [C, L] each
     details: dict[str, Any]
+    channels: tuple[str, ...] = ("value",)
 
 
 def _save(fig: Any, path: Path) -> str:
@@ -75,15 +76,24 @@ def _plots(data: ReportData, out: Path) -> list[tuple[str, str]]:
         images.append(("ROC curve", _save(fig, out / "roc.png")))
 
     if data.examples:
-        fig, axes = plt.subplots(1, len(data.examples), figsize=(4.2 * len(data.examples), 3.2), squeeze=False)
-        for ax, (caption, x, recon) in zip(axes[0], data.examples, strict=True):
-            t = np.arange(len(x))
-            ax.plot(t, x, color="black", linewidth=1, label="input")
-            ax.plot(t, recon, color="tab:red", linewidth=1, label="reconstruction")
-            ax.fill_between(t, x, recon, color="lightcoral", alpha=0.6, label="error")
-            ax.set_title(caption, fontsize=9)
+        rows = len(data.channels)  # one row of plots per channel, one column per example window
+        fig, axes = plt.subplots(rows, len(data.examples), figsize=(4.2 * len(data.examples), 2.4 + 1.6 * rows),
+                                 squeeze=False, sharex=True)
+        for col, (caption, x, recon) in enumerate(data.examples):
+            x, recon = np.atleast_2d(x), np.atleast_2d(recon)
+            for row, name in enumerate(data.channels):
+                ax = axes[row][col]
+                t = np.arange(x.shape[1])
+                ax.plot(t, x[row], color="black", linewidth=1, label="input")
+                ax.plot(t, recon[row], color="tab:red", linewidth=1, label="reconstruction")
+                ax.fill_between(t, x[row], recon[row], color="lightcoral", alpha=0.6, label="error")
+                if row == 0:
+                    ax.set_title(caption, fontsize=9)
+                if col == 0 and rows > 1:
+                    ax.set_ylabel(name, fontsize=8)
         axes[0][0].legend(fontsize=8)
-        images.append(("Input, reconstruction and error", _save(fig, out / "reconstructions.png")))
+        images.append(("Input, reconstruction and error" + (" per channel" if rows > 1 else ""),
+                       _save(fig, out / "reconstructions.png")))
     return images
 
 
@@ -97,6 +107,10 @@ def _metric_rows(m: dict[str, Any]) -> list[tuple[str, str]]:
     rows += [("ROC-AUC", f(m["roc_auc"])), ("PR-AUC", f(m["pr_auc"]))]
     c = m["confusion"]
     rows.append(("confusion (anomaly = positive)", f"TN {c['tn']}  FP {c['fp']}  FN {c['fn']}  TP {c['tp']}"))
+    if "points" in m:  # point-labelled series: causal point verdicts (trainer/points.py)
+        pt = m["points"]
+        rows += [("points (anomalous)", f"{pt['n']} ({pt['n_anomalous']})"), ("points F1", f(pt["f1"])),
+                 ("points FAR %", f"{pt['far']:.2f}"), ("points MAR %", f"{pt['mar']:.2f}")]
     return rows
 
 

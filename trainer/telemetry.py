@@ -1,12 +1,26 @@
-"""Generic telemetry: a CSV or Parquet series (timestamp, value[, label]) cut into fixed-length windows.
+"""Generic telemetry: a CSV or Parquet series with a time column and one or more channel columns, cut into windows.
 
-Point labels, where present, are 0 = normal and 1 = anomalous; a window is anomalous if any of its points is.
+A window is C channels × L samples, stored as one row of C·L values, channel-major (what the model and the wire
+format use). Defaults follow common telemetry files, so both `timestamp,value[,label]` and SKAB's
+`datetime;<8 sensors>;anomaly;changepoint` load as they are:
+
+- separator: sniffed from the header line among `,` `;` tab `|` (or given);
+- time column: the first of `timestamp`, `datetime`, `time`, `date`, `ts` (case-insensitive), or given;
+- label column: the first of `label`, `anomaly`, `is_anomaly` present (0 = normal, 1 = anomalous per point), or
+  given, or `none`; a window is anomalous if any of its points is;
+- channels: every column whose first value is a number, except the time column and label-like columns
+  (`label`, `anomaly`, `is_anomaly`, `changepoint`), or given explicitly (in that order).
+
 Every malformed input fails with a `DatasetError` naming the file, the line (CSV; row for Parquet) and the problem.
 """
 
 from __future__ import annotations
 
+import csv
+import hashlib
+import io
 import os
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -16,14 +30,53 @@ from trainer.datasets import (
     DatasetError,
     WindowDataset,
     check_column_counts,
+    fetch_cached,
     sha256_bytes_of,
     to_finite_matrix,
 )
 
-COLUMNS = ("timestamp", "value", "label")
+TIME_COLUMNS = ("timestamp", "datetime", "time", "date", "ts")
+LABEL_COLUMNS = ("label", "anomaly", "is_anomaly")
+LABEL_LIKE = (*LABEL_COLUMNS, "changepoint")
+SEPARATORS = (",", ";", "\t", "|")
 
 
-def _read_frame(path: Path) -> tuple[pd.DataFrame, int]:
+@dataclass(frozen=True)
+class SeriesOptions:
+    sep: str | None = None
+    time_column: str | None = None
+    channels: tuple[str, ...] | None = None
+    label_column: str | None = None  # "none": ignore labels
+
+
+@dataclass(frozen=True)
+class Series:
+    timestamps: np.ndarray  # [T] float seconds
+    values: np.ndarray  # [T, C] float64
+    labels: np.ndarray | None  # [T] 0/1 per point
+    channels: tuple[str, ...]
+
+
+def resolve_series_source(source: str | os.PathLike[str]) -> Path:
+    """A local path as given; an http(s)/file URL downloaded once into the cache (no checksum is known)."""
+    text = str(source)
+    if text.startswith(("http://", "https://", "file://")):
+        digest = hashlib.sha256(text.encode()).hexdigest()[:12]
+        return fetch_cached(text, None, name=f"series-{digest}-{Path(text).name}")
+    return Path(text)
+
+
+def _sniff(path: Path) -> str:
+    with path.open(newline="") as f:
+        header = f.readline()
+    if not header.strip():
+        raise DatasetError(f"{path}: line 1: file is empty")
+    counts = {sep: len(next(csv.reader(io.StringIO(header), delimiter=sep))) for sep in SEPARATORS}
+    best = max(counts, key=lambda sep: counts[sep])
+    return best if counts[best] > 1 else ","
+
+
+def _read_frame(path: Path, sep: str | None) -> tuple[pd.DataFrame, int]:
     """The raw frame as strings and the file line (or row) number of its first data row."""
     if not path.is_file():
         raise DatasetError(f"{path}: file not found")
@@ -34,8 +87,9 @@ def _read_frame(path: Path) -> tuple[pd.DataFrame, int]:
             raise DatasetError(f"{path}: not a readable Parquet file: {exc}") from exc
         return frame.astype(str).replace({"None": "", "nan": "nan"}), 1
     try:
-        check_column_counts(path, ",")
-        frame = pd.read_csv(path, dtype=str, keep_default_na=False)
+        sep = sep or _sniff(path)
+        check_column_counts(path, sep)
+        frame = pd.read_csv(path, sep=sep, dtype=str, keep_default_na=False)
     except pd.errors.EmptyDataError:
         raise DatasetError(f"{path}: line 1: file is empty") from None
     except (OSError, UnicodeDecodeError) as exc:
@@ -43,29 +97,71 @@ def _read_frame(path: Path) -> tuple[pd.DataFrame, int]:
     return frame, 2  # line 1 is the header
 
 
-def load_series(path: str | os.PathLike[str]) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
-    """(timestamps as float seconds, values, point labels or None), validated."""
+def _pick(frame: pd.DataFrame, given: str | None, defaults: tuple[str, ...], what: str, path: Path) -> str | None:
+    by_lower = {str(c).strip().lower(): str(c) for c in frame.columns}
+    if given is not None:
+        if given.lower() == "none":
+            return None
+        if given in frame.columns:
+            return given
+        if given.lower() in by_lower:
+            return by_lower[given.lower()]
+        columns = ", ".join(map(str, frame.columns))
+        raise DatasetError(f"{path}: line 1: no {what} column {given!r} (columns: {columns})")
+    return next((by_lower[name] for name in defaults if name in by_lower), None)
+
+
+def read_series(path: str | os.PathLike[str], options: SeriesOptions | None = None) -> Series:
+    """The validated series: timestamps, channel values, point labels (or None), channel names."""
     p = Path(path)
-    frame, first_line = _read_frame(p)
-    frame.columns = [str(c).strip().lower() for c in frame.columns]
-    if not 2 <= len(frame.columns) <= 3:
-        raise DatasetError(f"{p}: line 1: expected columns timestamp,value[,label], found {list(frame.columns)}")
-    expected = list(COLUMNS[: len(frame.columns)])
-    if list(frame.columns) != expected:
-        raise DatasetError(f"{p}: line 1: expected header {','.join(expected)}, found {','.join(frame.columns)}")
+    options = options or SeriesOptions()
+    frame, first_line = _read_frame(p, options.sep)
+    frame.columns = [str(c).strip() for c in frame.columns]
     if frame.empty:
         raise DatasetError(f"{p}: no data rows")
-    timestamps = _parse_timestamps(frame["timestamp"], p, first_line)
-    numeric = to_finite_matrix(frame.drop(columns=["timestamp"]), p, first_line)
-    values = numeric[:, 0]
+    time_column = _pick(frame, options.time_column, TIME_COLUMNS, "time", p)
+    if time_column is None:
+        raise DatasetError(f"{p}: line 1: expected columns <time>,<channel>[,...]: no time column among "
+                           f"{', '.join(frame.columns)} (name it with --time-column)")
+    label_column = _pick(frame, options.label_column, LABEL_COLUMNS, "label", p)
+    if options.channels:
+        missing = [c for c in options.channels if c not in frame.columns]
+        if missing:
+            raise DatasetError(f"{p}: line 1: channel {missing[0]!r} not in the header "
+                               f"(columns: {', '.join(frame.columns)})")
+        channels = tuple(options.channels)
+    else:
+        skip = {time_column, label_column} | {c for c in frame.columns if c.lower() in LABEL_LIKE}
+        channels = tuple(c for c in frame.columns if c not in skip and _numeric(frame[c].iloc[0]))
+    if not channels:
+        raise DatasetError(f"{p}: line 1: expected columns <time>,<channel>[,...]: no numeric channel column among "
+                           f"{', '.join(frame.columns)}")
+    timestamps = _parse_timestamps(frame[time_column], p, first_line)
+    columns = [*channels, *([label_column] if label_column else [])]
+    numeric = to_finite_matrix(frame[columns], p, first_line, names=columns)
     labels = None
-    if numeric.shape[1] == 2:
-        labels = numeric[:, 1]
+    if label_column:
+        labels = numeric[:, -1]
         bad = ~np.isin(labels, (0.0, 1.0))
         if bad.any():
             row = int(np.argmax(bad))
             raise DatasetError(f"{p}: line {row + first_line}: label {labels[row]:g} is not 0 or 1")
-    return timestamps, values, labels
+    return Series(timestamps, numeric[:, : len(channels)], labels, channels)
+
+
+def load_series(path: str | os.PathLike[str]) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+    """(timestamps as float seconds, values, point labels or None) of a single-channel series."""
+    series = read_series(path)
+    values = series.values[:, 0] if len(series.channels) == 1 else series.values
+    return series.timestamps, values, series.labels
+
+
+def _numeric(cell: str) -> bool:
+    try:
+        float(cell)
+    except (TypeError, ValueError):
+        return False
+    return True
 
 
 def _parse_timestamps(column: pd.Series, path: Path, first_line: int) -> np.ndarray:
@@ -90,27 +186,42 @@ def _parse_timestamps(column: pd.Series, path: Path, first_line: int) -> np.ndar
 
 
 def cut_windows(values: np.ndarray, window: int, stride: int) -> np.ndarray:
-    """[n_windows, window] view of consecutive windows starting every `stride` samples."""
+    """[n_windows, C·window] rows of consecutive windows starting every `stride` samples, channel-major.
+
+    `values` is [T] (one channel) or [T, C]."""
     if window < 8:
         raise DatasetError(f"window length must be at least 8, got {window}")
     if stride < 1:
         raise DatasetError(f"stride must be positive, got {stride}")
     if len(values) < window:
         raise DatasetError(f"series has {len(values)} samples, fewer than one window of {window}")
-    return np.lib.stride_tricks.sliding_window_view(values, window)[::stride]
+    series = values.reshape(len(values), -1)  # [T, C]
+    views = np.lib.stride_tricks.sliding_window_view(series, window, axis=0)[::stride]  # [n, C, window]
+    return views.reshape(len(views), -1)
 
 
-def load_series_windows(path: str | os.PathLike[str], window: int = 140, stride: int | None = None
-                        ) -> WindowDataset:
-    p = Path(path)
-    _, values, labels = load_series(p)
+def window_ends(length: int, window: int, stride: int) -> np.ndarray:
+    """Index of the last sample of each window `cut_windows` makes from a series of `length` samples."""
+    return np.arange(window - 1, length, stride)[: (length - window) // stride + 1]
+
+
+def series_windows(series: Series, window: int, stride: int | None = None, rows: slice = slice(None),
+                   source: str = "series", sha256: str = "") -> WindowDataset:
+    """The windows of a stretch of the series (`rows`, e.g. SKAB's first 400 rows for training), in time order."""
     stride = stride or window
+    values, labels = series.values[rows], None if series.labels is None else series.labels[rows]
+    windows = cut_windows(values, window, stride).astype(np.float32)
+    is_normal = None if labels is None else cut_windows(labels, window, stride).max(axis=1) == 0
+    return WindowDataset(np.ascontiguousarray(windows), is_normal, source, sha256,
+                         layout=f"series(window={window},stride={stride})", channels=series.channels,
+                         stride=stride, point_labels=labels, timestamps=series.timestamps[rows])
+
+
+def load_series_windows(path: str | os.PathLike[str], window: int = 140, stride: int | None = None,
+                        options: SeriesOptions | None = None) -> WindowDataset:
+    p = resolve_series_source(path)
+    series = read_series(p, options or SeriesOptions())
     try:
-        windows = cut_windows(values, window, stride).astype(np.float32)
+        return series_windows(series, window, stride, source=str(path), sha256=sha256_bytes_of(p))
     except DatasetError as exc:
         raise DatasetError(f"{p}: {exc}") from None
-    is_normal = None
-    if labels is not None:
-        is_normal = cut_windows(labels, window, stride).max(axis=1) == 0
-    return WindowDataset(np.ascontiguousarray(windows), is_normal, str(p), sha256_bytes_of(p),
-                         layout=f"series(window={window},stride={stride})")

@@ -1,7 +1,10 @@
-"""Autoencoder architectures for fixed-length 1-D windows.
+"""Autoencoder architectures for fixed-length windows of C channels × L samples.
 
 Every architecture is described by a plain JSON-able dict (stored in the model bundle) and rebuilt from it by
-`build_model`. The model maps a batch of scaled windows `[n, window]` to reconstructions of the same shape.
+`build_model`. A window travels as one row of C·L values, channel-major (channel 0's L samples, then channel 1's
+…); the model maps a batch of scaled rows `[n, C·L]` to reconstructions of the same shape. Dense and linear models
+see the row as it is; the convolutional one reshapes it to `[n, C, L]` and uses the channels as input channels.
+C = 1 (the default) is exactly the single-channel model.
 """
 
 from __future__ import annotations
@@ -87,18 +90,20 @@ class LinearAutoencoder(nn.Module):
 
 
 class ConvAutoencoder(nn.Module):
-    """1-D convolutional encoder (stride-2 convs) with a dense bottleneck and a transposed-conv decoder."""
+    """1-D convolutional encoder (stride-2 convs) with a dense bottleneck and a transposed-conv decoder; the
+    window's channels are the first convolution's input channels (and the last one's outputs)."""
 
-    def __init__(self, window: int, channels: list[int], code: int, kernel: int = 7) -> None:
+    def __init__(self, window: int, channels: list[int], code: int, kernel: int = 7, inputs: int = 1) -> None:
         super().__init__()
         if not channels:
             raise ArchitectureError("conv architecture needs at least one channel count")
         if kernel % 2 == 0:
             raise ArchitectureError(f"conv kernel must be odd, got {kernel}")
         self.window = window
+        self.inputs = inputs
         pad = kernel // 2
         enc: list[nn.Module] = []
-        length, width = window, 1
+        length, width = window, inputs
         for ch in channels:
             enc += [nn.Conv1d(width, ch, kernel, stride=2, padding=pad), nn.ELU()]
             length = (length + 2 * pad - kernel) // 2 + 1
@@ -108,7 +113,7 @@ class ConvAutoencoder(nn.Module):
         self.to_code = nn.Linear(width * length, code)
         self.from_code = nn.Linear(code, width * length)
         dec: list[nn.Module] = []
-        for ch in [*reversed(channels[:-1]), 1]:
+        for ch in [*reversed(channels[:-1]), inputs]:
             dec += [nn.ConvTranspose1d(width, ch, kernel, stride=2, padding=pad, output_padding=1), nn.ELU()]
             width = ch
         dec[-1] = nn.Identity()  # linear output layer
@@ -116,13 +121,15 @@ class ConvAutoencoder(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         n = x.shape[0]
-        h = self.encoder(x.unsqueeze(1)).flatten(1)
+        h = self.encoder(x.view(n, self.inputs, self.window)).flatten(1)
         h = self.from_code(torch.nn.functional.elu(self.to_code(h)))
-        y = self.decoder(h.view(n, *self.feature_shape)).squeeze(1)
+        y = self.decoder(h.view(n, *self.feature_shape))
         # Transposed convs may overshoot the window length by a few samples; crop (or pad) back to it.
-        if y.shape[1] >= self.window:
-            return y[:, : self.window]
-        return torch.nn.functional.pad(y, (0, self.window - y.shape[1]))
+        if y.shape[2] >= self.window:
+            y = y[:, :, : self.window]
+        else:
+            y = torch.nn.functional.pad(y, (0, self.window - y.shape[2]))
+        return y.reshape(n, self.inputs * self.window)
 
 
 def _require(config: Mapping[str, Any], key: str) -> Any:
@@ -135,22 +142,26 @@ def build_model(config: Mapping[str, Any]) -> nn.Module:
     """Build an untrained model from its architecture config (as stored in a bundle)."""
     kind = _require(config, "kind")
     window = int(_require(config, "window"))
+    channels = int(config.get("input_channels", 1))  # the window's channels (conv's "channels" are its filters)
     if window < 8:
         raise ArchitectureError(f"window length must be at least 8, got {window}")
+    if channels < 1:
+        raise ArchitectureError(f"input_channels: a window needs at least one channel, got {channels}")
     if kind == "dense":
         return DenseAutoencoder(
-            window,
+            window * channels,
             [int(h) for h in _require(config, "hidden")],
             activation=config.get("activation", "relu"),
             output_activation=config.get("output_activation", "sigmoid"),
         )
     if kind == "linear":
-        return LinearAutoencoder(window, int(_require(config, "code")))
+        return LinearAutoencoder(window * channels, int(_require(config, "code")))
     if kind == "conv":
         return ConvAutoencoder(
             window,
             [int(c) for c in _require(config, "channels")],
             int(_require(config, "code")),
             kernel=int(config.get("kernel", 7)),
+            inputs=channels,
         )
     raise ArchitectureError(f"unknown architecture kind {kind!r}; choose from {list(ARCHITECTURES)}")

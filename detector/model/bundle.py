@@ -2,7 +2,8 @@
 
 A bundle is a directory:
 
-    bundle.json         format version, name/version, architecture, window length, scaler, threshold,
+    bundle.json         format version, name/version, architecture, window length, channel names (in the order
+                        of a window's rows on the wire and in the model), scaler, threshold,
                         metrics, training provenance (data fingerprint, preset, seed), file checksums
     model.safetensors   the weights (safetensors: no pickle, so loading an untrusted file cannot run code)
 
@@ -30,7 +31,9 @@ from detector.model.scaler import Scaler, ScalerError
 from detector.model.threshold import Threshold
 
 BUNDLE_FORMAT = "tsad-bundle"
-BUNDLE_FORMAT_VERSION = 1
+BUNDLE_FORMAT_VERSION = 2  # 2 added `channels`; version 1 bundles (one channel) still load
+READABLE_VERSIONS = (1, 2)
+SINGLE_CHANNEL = ("value",)
 MANIFEST = "bundle.json"
 WEIGHTS = "model.safetensors"
 _REQUIRED = ("name", "version", "window", "architecture", "scaler", "threshold", "files")
@@ -57,6 +60,7 @@ class ModelBundle:
     scaler: Scaler
     threshold: Threshold
     state_dict: dict[str, torch.Tensor]
+    channels: tuple[str, ...] = SINGLE_CHANNEL
     metrics: dict[str, Any] = field(default_factory=dict)
     training: dict[str, Any] = field(default_factory=dict)
     created: str = field(default_factory=lambda: datetime.now(UTC).isoformat(timespec="seconds"))
@@ -73,6 +77,7 @@ class ModelBundle:
         metrics: dict[str, Any] | None = None,
         training: dict[str, Any] | None = None,
         version: str | None = None,
+        channels: tuple[str, ...] = SINGLE_CHANNEL,
     ) -> ModelBundle:
         state = {k: v.detach().cpu().contiguous().clone() for k, v in model.state_dict().items()}
         if version is None:
@@ -86,9 +91,15 @@ class ModelBundle:
             scaler=scaler,
             threshold=threshold,
             state_dict=state,
+            channels=tuple(channels),
             metrics=dict(metrics or {}),
             training=dict(training or {}),
         )
+
+    @property
+    def width(self) -> int:
+        """Values in one window row: channels × window."""
+        return len(self.channels) * self.window
 
     def build_model(self) -> nn.Module:
         model = build_model(self.architecture)
@@ -104,9 +115,10 @@ class ModelBundle:
             "created": self.created,
             "package_version": self.package_version,
             "window": self.window,
+            "channels": list(self.channels),
             "architecture": self.architecture,
             "scaler": self.scaler.to_dict(),
-            "score": {"kind": "mean_abs_error", "space": "scaled"},
+            "score": {"kind": "mean_abs_error", "space": "scaled", "over": "every sample of every channel"},
             "threshold": self.threshold.to_dict(),
             "metrics": self.metrics,
             "training": self.training,
@@ -154,6 +166,7 @@ class ModelBundle:
                 scaler=Scaler.from_dict(manifest["scaler"]),
                 threshold=Threshold.from_dict(manifest["threshold"]),
                 state_dict=state,
+                channels=tuple(str(c) for c in manifest.get("channels", SINGLE_CHANNEL)),
                 metrics=dict(manifest.get("metrics", {})),
                 training=dict(manifest.get("training", {})),
                 created=str(manifest.get("created", "")),
@@ -182,14 +195,16 @@ def _read_manifest(path: Path) -> dict[str, Any]:
         raise BundleError(f"{path}: not valid JSON: {exc}") from exc
     if not isinstance(manifest, dict) or manifest.get("format") != BUNDLE_FORMAT:
         raise BundleError(f"{path}: not a tsad bundle manifest (format != {BUNDLE_FORMAT!r})")
-    if manifest.get("format_version") != BUNDLE_FORMAT_VERSION:
+    if manifest.get("format_version") not in READABLE_VERSIONS:
         raise BundleError(
             f"{path}: unsupported format_version {manifest.get('format_version')!r} "
-            f"(this tsad reads version {BUNDLE_FORMAT_VERSION})"
+            f"(this tsad reads versions {', '.join(map(str, READABLE_VERSIONS))})"
         )
     missing = [k for k in _REQUIRED if k not in manifest]
     if missing:
         raise BundleError(f"{path}: missing field(s) {', '.join(missing)}")
+    if not isinstance(manifest.get("channels", []), list):
+        raise BundleError(f"{path}: field 'channels' must be a list of channel names")
     if not isinstance(manifest["files"], dict):
         raise BundleError(f"{path}: field 'files' must be an object")
     return manifest
@@ -202,8 +217,14 @@ def _verify_consistency(bundle: ModelBundle, root: Path) -> None:
             f"{manifest}: window {bundle.window} does not match architecture window "
             f"{bundle.architecture.get('window')}"
         )
+    channels = bundle.channels
+    if not channels or len(set(channels)) != len(channels) or not all(channels):
+        raise BundleError(f"{manifest}: channels must be distinct non-empty names, got {list(channels)}")
+    if int(bundle.architecture.get("input_channels", 1)) != len(channels):
+        raise BundleError(f"{manifest}: {len(channels)} channel name(s) but the architecture takes "
+                          f"{bundle.architecture.get('input_channels', 1)} input channel(s)")
     try:
-        bundle.scaler.offset_and_scale(bundle.window)
+        bundle.scaler.offset_and_scale(bundle.window, len(channels))
         model = build_model(bundle.architecture)
     except (ArchitectureError, ScalerError, KeyError, TypeError, ValueError) as exc:
         raise BundleError(f"{manifest}: {exc}") from exc

@@ -1,7 +1,12 @@
 """Input scaling applied to every window before the model sees it.
 
 Scalers are fitted by the trainer and stored in the bundle as plain numbers, so the detector applies exactly
-the transform the model was trained on.
+the transform the model was trained on. A window is a row of C channels × L samples, channel-major; scaling that
+works "per channel" uses one offset and one scale for each channel's L samples.
+
+A channel that is constant in the training data (a sensor that holds one value while healthy) gets a small scale
+instead of zero: 0.1% of its level (0.001 for a level of 0). It trains like any other channel, and afterwards any
+departure of that size counts about as much as a whole training range of a varying channel, so it is flagged.
 """
 
 from __future__ import annotations
@@ -11,19 +16,26 @@ from typing import Any
 
 import numpy as np
 
-SCALER_KINDS = ("global_minmax", "feature_standard", "none")
+SCALER_KINDS = ("global_minmax", "channel_standard", "feature_standard", "none")
+CONSTANT_SCALE = 1e-3  # relative to the level of a channel that did not vary in training
 
 
 class ScalerError(ValueError):
-    """A scaler spec that is unknown or does not fit the window length."""
+    """A scaler spec that is unknown or does not fit the window shape."""
+
+
+def _safe_scale(spread: np.ndarray, level: np.ndarray) -> np.ndarray:
+    floor = CONSTANT_SCALE * np.maximum(np.abs(level), 1.0)
+    return np.where(spread > 0, spread, floor)
 
 
 @dataclass(frozen=True)
 class Scaler:
     """`kind` plus the fitted parameters.
 
-    - `global_minmax`: one min and max over the whole training array (the reference recipe).
-    - `feature_standard`: per-position mean and std.
+    - `global_minmax`: min and max over the whole training data, per channel (the reference recipe for C = 1).
+    - `channel_standard`: mean and standard deviation per channel.
+    - `feature_standard`: mean and standard deviation per position (every sample of every channel).
     - `none`: identity.
     """
 
@@ -31,12 +43,16 @@ class Scaler:
     params: dict[str, Any] = field(default_factory=dict)
 
     @staticmethod
-    def fit(kind: str, x: np.ndarray) -> Scaler:
+    def fit(kind: str, x: np.ndarray, channels: int = 1) -> Scaler:
+        """Fit on training rows `x` of shape [n, channels * window]."""
+        per_channel = x.reshape(len(x), channels, -1).transpose(1, 0, 2).reshape(channels, -1).astype(np.float64)
         if kind == "global_minmax":
-            lo, hi = float(x.min()), float(x.max())
-            if hi <= lo:
-                raise ScalerError("global_minmax: training data is constant")
-            return Scaler(kind, {"min": lo, "max": hi})
+            lo, hi = per_channel.min(axis=1), per_channel.max(axis=1)
+            if channels == 1:  # scalars, as single-channel bundles always stored them
+                return Scaler(kind, {"min": float(lo[0]), "max": float(hi[0])})
+            return Scaler(kind, {"min": lo.tolist(), "max": hi.tolist()})
+        if kind == "channel_standard":
+            return Scaler(kind, {"mean": per_channel.mean(axis=1).tolist(), "std": per_channel.std(axis=1).tolist()})
         if kind == "feature_standard":
             mean = x.mean(axis=0)
             std = np.maximum(x.std(axis=0), 1e-6)
@@ -45,25 +61,39 @@ class Scaler:
             return Scaler(kind, {})
         raise ScalerError(f"unknown scaler {kind!r}; choose from {list(SCALER_KINDS)}")
 
-    def offset_and_scale(self, window: int) -> tuple[np.ndarray, np.ndarray]:
-        """(offset, scale) vectors such that scaled = (x - offset) / scale; used for fused GPU scaling."""
+    def offset_and_scale(self, window: int, channels: int = 1) -> tuple[np.ndarray, np.ndarray]:
+        """(offset, scale) rows of length channels * window such that scaled = (x - offset) / scale."""
         if self.kind == "global_minmax":
-            lo, hi = float(self.params["min"]), float(self.params["max"])
-            return np.full(window, lo, np.float32), np.full(window, hi - lo, np.float32)
+            lo, hi = self._per_channel("min", channels), self._per_channel("max", channels)
+            return self._rows(lo, _safe_scale(hi - lo, np.maximum(np.abs(lo), np.abs(hi))), window)
+        if self.kind == "channel_standard":
+            mean, std = self._per_channel("mean", channels), self._per_channel("std", channels)
+            return self._rows(mean, _safe_scale(std, mean), window)
         if self.kind == "feature_standard":
             mean = np.asarray(self.params["mean"], np.float32)
             std = np.asarray(self.params["std"], np.float32)
-            if mean.shape != (window,) or std.shape != (window,):
-                raise ScalerError(
-                    f"feature_standard scaler has {mean.shape[0]} positions but the window length is {window}"
-                )
+            width = window * channels
+            if mean.shape != (width,) or std.shape != (width,):
+                shape = f"the window length is {window}" if channels == 1 else f"a window has {channels} x {window}"
+                raise ScalerError(f"feature_standard scaler has {mean.shape[0]} positions but {shape}")
             return mean, std
         if self.kind == "none":
-            return np.zeros(window, np.float32), np.ones(window, np.float32)
+            return np.zeros(window * channels, np.float32), np.ones(window * channels, np.float32)
         raise ScalerError(f"unknown scaler {self.kind!r}; choose from {list(SCALER_KINDS)}")
 
-    def transform(self, x: np.ndarray) -> np.ndarray:
-        offset, scale = self.offset_and_scale(x.shape[-1])
+    def _per_channel(self, key: str, channels: int) -> np.ndarray:
+        values = np.atleast_1d(np.asarray(self.params[key], np.float64))
+        if values.shape != (channels,):
+            raise ScalerError(f"{self.kind} scaler has {values.size} value(s) for {key!r} but the window has "
+                              f"{channels} channel(s)")
+        return values
+
+    @staticmethod
+    def _rows(offset: np.ndarray, scale: np.ndarray, window: int) -> tuple[np.ndarray, np.ndarray]:
+        return np.repeat(offset, window).astype(np.float32), np.repeat(scale, window).astype(np.float32)
+
+    def transform(self, x: np.ndarray, channels: int = 1) -> np.ndarray:
+        offset, scale = self.offset_and_scale(x.shape[-1] // channels, channels)
         return ((x - offset) / scale).astype(np.float32)
 
     def to_dict(self) -> dict[str, Any]:

@@ -3,6 +3,10 @@
 The scorer takes an array batch and returns arrays; it knows nothing of Kafka, JSON or thresholds. The score of
 a window is the mean absolute reconstruction error over its samples (in scaled units), the loss the reference
 recipe trains with; the per-sample errors are returned as well so events can say *where* a window went wrong.
+
+With C channels the score is the mean over all C × L scaled values: every channel weighs the same, because scaling
+put each on its training range, and a fault that changes how channels move together shows in whichever channels it
+moves. The segment shares then say which channel(s) and which part of the window carry the error.
 """
 
 from __future__ import annotations
@@ -24,7 +28,7 @@ warnings.filterwarnings("ignore", message="The given NumPy array is not writable
 @dataclass(frozen=True)
 class ScoreResult:
     scores: np.ndarray  # [n] float32, mean absolute error per window
-    errors: np.ndarray  # [n, window] float32, absolute error per sample
+    errors: np.ndarray  # [n, channels * window] float32, absolute error per value
 
 
 def resolve_device(requested: str) -> torch.device:
@@ -46,14 +50,17 @@ class Scorer:
         window: int,
         device: torch.device | str = "cpu",
         dtype: torch.dtype = torch.float32,
+        channels: int = 1,
     ) -> None:
         self.device = torch.device(device)
         self.dtype = dtype
-        self.window = window
+        self.window = window  # samples per channel
+        self.channels = channels
+        self.width = window * channels  # values per row (channel-major)
         self.model = model.to(self.device).eval()
         if dtype != torch.float32:
             self.model = self.model.to(dtype)
-        offset, scale = scaler.offset_and_scale(window)
+        offset, scale = scaler.offset_and_scale(window, channels)
         self._offset = torch.from_numpy(offset).to(self.device)
         self._inv_scale = torch.from_numpy(1.0 / scale).to(self.device)
 
@@ -66,8 +73,8 @@ class Scorer:
         return errors.mean(dim=1), errors
 
     def _to_device(self, x: np.ndarray) -> torch.Tensor:
-        if x.ndim != 2 or x.shape[1] != self.window:
-            raise ValueError(f"expected a batch of shape [n, {self.window}], got {list(x.shape)}")
+        if x.ndim != 2 or x.shape[1] != self.width:
+            raise ValueError(f"expected a batch of shape [n, {self.width}], got {list(x.shape)}")
         return torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32)).to(self.device)
 
     def scale(self, x: np.ndarray) -> np.ndarray:
@@ -116,11 +123,13 @@ class BatchScorer:
         self.max_batch = max_batch
         self.segments = segments
         device = scorer.device
-        self._host = torch.empty((max_batch, scorer.window), dtype=torch.float32,
+        self._host = torch.empty((max_batch, scorer.width), dtype=torch.float32,
                                  pin_memory=device.type == "cuda")
-        ids = torch.from_numpy(segment_ids(scorer.window, segments))
-        # sample → segment as a [window, segments] 0/1 matrix: summing per segment is then one small GEMM
-        self._onehot = torch.nn.functional.one_hot(ids, segments).to(torch.float32).to(device)
+        # value → (channel, segment) as a [C·L, C·segments] 0/1 matrix: summing per segment is one small GEMM;
+        # column c·segments + s is segment s of channel c
+        per_channel = segment_ids(scorer.window, segments)
+        ids = torch.from_numpy(np.concatenate([per_channel + c * segments for c in range(scorer.channels)]))
+        self._onehot = torch.nn.functional.one_hot(ids, segments * scorer.channels).to(torch.float32).to(device)
 
     @property
     def device(self) -> torch.device:
@@ -128,7 +137,7 @@ class BatchScorer:
 
     @torch.inference_mode()
     def score(self, windows: np.ndarray) -> ScoredBatch:
-        """Scores for raw windows [n, window], n <= max_batch."""
+        """Scores for raw windows [n, channels * window], n <= max_batch."""
         n = len(windows)
         if self.device.type == "cuda":
             source = torch.from_numpy(np.ascontiguousarray(windows, dtype=np.float32))
@@ -148,6 +157,6 @@ class BatchScorer:
         rng = np.random.default_rng(0)
         for size in sorted({1, max(1, self.max_batch // 4), self.max_batch}):
             for _ in range(batches):
-                self.score(rng.normal(size=(size, self.scorer.window)).astype(np.float32))
+                self.score(rng.normal(size=(size, self.scorer.width)).astype(np.float32))
         if self.device.type == "cuda":
             torch.cuda.synchronize(self.device)

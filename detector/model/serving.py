@@ -39,8 +39,13 @@ class ServingModel:
     identity: ModelIdentity
     scorer: BatchScoring
     threshold: Threshold
-    window: int
+    window: int  # samples per channel
     created: str = ""  # the bundle's creation time (ISO-8601)
+    channels: tuple[str, ...] = ("value",)  # names, in the order of a window row's channel-major blocks
+
+    @property
+    def width(self) -> int:
+        return self.window * len(self.channels)
 
 
 def load_serving_model(config: Config) -> tuple[ServingModel, torch.device]:
@@ -50,12 +55,12 @@ def load_serving_model(config: Config) -> tuple[ServingModel, torch.device]:
         torch.set_num_threads(config.model.threads)
     device = resolve_device(config.model.device)
     dtype = torch.bfloat16 if config.model.dtype == "bfloat16" else torch.float32
-    scorer = BatchScorer(Scorer(bundle.build_model(), bundle.scaler, bundle.window, device, dtype),
-                         config.batch.max_size, config.events.segments)
+    scorer = BatchScorer(Scorer(bundle.build_model(), bundle.scaler, bundle.window, device, dtype,
+                                len(bundle.channels)), config.batch.max_size, config.events.segments)
     started = time.perf_counter()
     scorer.warm_up(config.model.warmup_batches)
     log.info("model %s %s on %s (%s), warmed up in %.2f s", bundle.name, bundle.version, device,
              config.model.dtype, time.perf_counter() - started)
     model = ServingModel(ModelIdentity(bundle.name, bundle.version), scorer, bundle.threshold, bundle.window,
-                         bundle.created)
+                         bundle.created, bundle.channels)
     return model, device

@@ -26,6 +26,9 @@ class WorkerMetrics:
         self.anomalies = Counter("tsad_anomalies", "Windows scored above the threshold, by source (the first "
                                  "metrics.source_labels sources by name, the rest as 'other')", ["source"],
                                  registry=registry)
+        self.anomaly_channels = Counter("tsad_anomalies_by_channel", "Anomalous windows by the channel carrying "
+                                        "the largest share of their reconstruction error", ["channel"],
+                                        registry=registry)
         self.published = Counter("tsad_records_published", "Output records acknowledged by Kafka, by kind: event "
                                  "(anomaly events), score (all-scores records), dead_letter (refused input)",
                                  ["kind"], registry=registry)

@@ -28,7 +28,7 @@ def build_worker(*, config: Config, source: Source, sink: Sink, model: ServingMo
                  health: Health, clock: Callable[[], float] = time.monotonic,
                  wall: Callable[[], float] = time.time) -> Worker:
     batch, worker = config.batch, config.worker
-    batcher = MicroBatcher(model.window, batch.max_size, batch.max_wait_ms / 1000.0, clock)
+    batcher = MicroBatcher(model.width, batch.max_size, batch.max_wait_ms / 1000.0, clock)
     tracker = OffsetTracker()
     policy = ErrorPolicy(config.topics.dead_letter, metrics, clock)
     latencies = Latencies(metrics.end_to_end_seconds)
@@ -42,7 +42,7 @@ def build_worker(*, config: Config, source: Source, sink: Sink, model: ServingMo
         commits = OffsetCommits(source, tracker, delivery, policy, metrics, interval_s, clock)
     return Worker(
         config=config, source=source,
-        decoder=WindowDecoder(model.window, config.input.format, config.input.max_message_bytes),
+        decoder=WindowDecoder(model.window, config.input.format, config.input.max_message_bytes, model.channels),
         batcher=batcher, tracker=tracker,
         processor=BatchProcessor(config, model, tracker, delivery, metrics, latencies, clock, wall),
         delivery=delivery, commits=commits, backpressure=Backpressure(source, batch.max_in_flight, metrics),

@@ -39,7 +39,7 @@ class BatchProcessor:
         events = self.cfg.events
         self.encoder = RecordEncoder(model=model.identity.as_dict(), threshold=model.threshold.value,
                                      bounds=segment_bounds(model.window, events.segments), top=events.top_segments,
-                                     all_scores=bool(self.scores_topic))
+                                     all_scores=bool(self.scores_topic), channels=model.channels)
         self.metrics.threshold.set(model.threshold.value)
 
     def process(self, batch: Batch) -> None:
@@ -52,7 +52,10 @@ class BatchProcessor:
         self.metrics.score.observe_many(scores)
         anomalous = self.model.threshold.is_anomaly(scores)
         decided_at = self.wall()  # one clock read per batch: the detection time, and when windows without outputs close
-        records = self.encoder.encode(batch, scores, anomalous, result.shares(np.flatnonzero(anomalous)), decided_at)
+        shares = result.shares(np.flatnonzero(anomalous))
+        records = self.encoder.encode(batch, scores, anomalous, shares, decided_at)
+        if len(shares):
+            self._count_channels(shares)
         outputs = anomalous.astype(np.int64) + (1 if self.scores_topic else 0)
         processed = self.tracker.processed
         self.latencies.closed_many(decided_at, [processed(m.tp, m.offset, n)
@@ -68,3 +71,9 @@ class BatchProcessor:
             if scores_topic:
                 send(OutputRecord("score", scores_topic, key, r.value, [], message))
         self.metrics.count_anomalies(by_source)
+
+    def _count_channels(self, shares: np.ndarray) -> None:
+        """Which channel carries the largest share of each anomalous window's error."""
+        top = np.argmax(shares, axis=1) // self.cfg.events.segments
+        for channel, n in zip(*np.unique(top, return_counts=True), strict=True):
+            self.metrics.anomaly_channels.labels(channel=self.model.channels[int(channel)]).inc(int(n))

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -24,17 +25,39 @@ def parse_object(payload: bytes) -> dict[str, Any]:
     return body
 
 
-def checked_values(body: dict[str, Any], window: int) -> np.ndarray:
-    """`values` as float32 after every check, naming the first offending value."""
+def checked_values(body: dict[str, Any], window: int, channels: Sequence[str] = ("value",)) -> np.ndarray:
+    """`values` as one float32 row (channel-major) after every check, naming the first offending value.
+
+    One channel: a list of `window` numbers (or an object holding the one channel). Several: an object mapping
+    each channel name to a list of `window` numbers; a missing or unknown name is refused by name.
+    """
     if "values" not in body:
         raise InvalidWindow("missing_values", "no 'values' field")
     raw = body["values"]
+    if isinstance(raw, list) and len(channels) == 1:
+        return _channel_values(raw, window, None)
+    if not isinstance(raw, dict):
+        if len(channels) == 1:
+            raise InvalidWindow("values_not_list", f"'values' is {type(raw).__name__}, expected a list")
+        raise InvalidWindow("values_not_object", f"'values' is {type(raw).__name__}, expected an object of "
+                            f"{len(channels)} channels: {', '.join(channels)}")
+    missing = [c for c in channels if c not in raw]
+    if missing:
+        raise InvalidWindow("missing_channel", f"no channel {missing[0]!r} in 'values' ({len(missing)} missing)")
+    unknown = [c for c in raw if c not in channels]
+    if unknown:
+        raise InvalidWindow("unknown_channel", f"channel {str(unknown[0])[:100]!r} is not one of the model's")
+    return np.concatenate([_channel_values(raw[c], window, c if len(channels) > 1 else None) for c in channels])
+
+
+def _channel_values(raw: Any, window: int, channel: str | None) -> np.ndarray:
+    where = "'values'" if channel is None else f"channel {channel!r}"
     if not isinstance(raw, list):
-        raise InvalidWindow("values_not_list", f"'values' is {type(raw).__name__}, expected a list")
+        raise InvalidWindow("values_not_list", f"{where} is {type(raw).__name__}, expected a list")
     if len(raw) != window:
-        raise InvalidWindow("wrong_length", f"{len(raw)} values, expected {window}")
+        raise InvalidWindow("wrong_length", f"{where}: {len(raw)} values, expected {window}")
     values = _fast_values(raw)
-    return values if values is not None else _slow_values(raw)
+    return values if values is not None else _slow_values(raw, "" if channel is None else f"{channel}.")
 
 
 def _lenient(payload: bytes) -> Any:
@@ -46,9 +69,11 @@ def _lenient(payload: bytes) -> Any:
         raise InvalidWindow("not_json", str(exc)[:200]) from None
 
 
-def plain_body(payload: bytes | None, window: int, max_bytes: int) -> dict[str, Any] | None:
-    """The parsed body when the payload is the plain case the vectorised path accepts (a strict JSON object with
-    `window` values, well-typed optional fields and no true/false anywhere); None sends it to `decode`."""
+def plain_body(payload: bytes | None, window: int, max_bytes: int, channels: Sequence[str] = ("value",)
+               ) -> tuple[dict[str, Any], list[Any]] | None:
+    """(parsed body, its values as one channel-major list) when the payload is the plain case the vectorised path
+    accepts (a strict JSON object with every channel's `window` values, well-typed optional fields and no
+    true/false anywhere); None sends it to `decode`, which names what is wrong."""
     if not payload or len(payload) > max_bytes or b"true" in payload or b"false" in payload:
         return None
     try:
@@ -58,7 +83,16 @@ def plain_body(payload: bytes | None, window: int, max_bytes: int) -> dict[str, 
     if type(body) is not dict:
         return None
     values = body.get("values")
-    if type(values) is not list or len(values) != window:
+    if type(values) is list and len(channels) == 1:
+        row = values
+    elif type(values) is dict and len(values) == len(channels):
+        parts = [values.get(c) for c in channels]
+        if not all(type(part) is list and len(part) == window for part in parts):
+            return None
+        row = [v for part in parts for v in part]  # type: ignore[union-attr]
+    else:
+        return None
+    if len(row) != window * len(channels):
         return None
     for key in ("id", "source"):
         if body.get(key) is not None and type(body[key]) is not str:
@@ -68,7 +102,7 @@ def plain_body(payload: bytes | None, window: int, max_bytes: int) -> dict[str, 
         return None
     if body.get("label") not in (None, 0, 1):
         return None
-    return body
+    return body, row
 
 
 def plain_matrix(rows: list[list[Any]], window: int) -> np.ndarray | None:
@@ -100,16 +134,16 @@ def _fast_values(raw: list[Any]) -> np.ndarray | None:
     return values.astype(np.float32)
 
 
-def _slow_values(raw: list[Any]) -> np.ndarray:
-    """The slow path: find the first offending value and say what is wrong with it."""
+def _slow_values(raw: list[Any], prefix: str = "") -> np.ndarray:
+    """The slow path: find the first offending value and say what is wrong with it (and in which channel)."""
     for i, v in enumerate(raw):
         # bool is an int subclass in Python, but true/false are not samples.
         if isinstance(v, bool) or not isinstance(v, (int, float)):
-            raise InvalidWindow("non_numeric", f"values[{i}] is {type(v).__name__}")
+            raise InvalidWindow("non_numeric", f"{prefix}values[{i}] is {type(v).__name__}")
         if isinstance(v, float) and not math.isfinite(v):
-            raise InvalidWindow("non_finite", f"values[{i}] is {v}")
+            raise InvalidWindow("non_finite", f"{prefix}values[{i}] is {v}")
         if abs(v) > MAX_ABS_VALUE:
-            raise InvalidWindow("out_of_range", f"values[{i}] exceeds the float32 range")
+            raise InvalidWindow("out_of_range", f"{prefix}values[{i}] exceeds the float32 range")
     return np.asarray(raw, dtype=np.float32)
 
 

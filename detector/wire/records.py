@@ -49,10 +49,11 @@ class RecordEncoder:
     """Builds the JSON records of a scored batch: events for anomalies, and score records for all when asked."""
 
     def __init__(self, *, model: Mapping[str, str], threshold: float, bounds: list[tuple[int, int]], top: int,
-                 all_scores: bool) -> None:
+                 all_scores: bool, channels: Sequence[str] = ("value",)) -> None:
         self.model = model
         self.threshold = threshold
-        self.bounds = bounds
+        self.bounds = bounds  # of one channel's segments; shares come as channel-major blocks of them
+        self.channels = tuple(channels)
         self.top = top
         self.all_scores = all_scores
         self._threshold_r = round(threshold, 6)
@@ -96,16 +97,20 @@ class RecordEncoder:
         return out
 
     def _segments(self, shares: np.ndarray, flags: list[bool]) -> list[list[dict[str, Any]] | None]:
-        """The `top` segments carrying the largest share of each anomalous window's error, largest first."""
+        """The `top` segments carrying the largest share of each anomalous window's error, largest first; with
+        several channels each names its channel."""
         out: list[list[dict[str, Any]] | None] = [None] * len(flags)
         if not len(shares):
             return out
         order = np.argsort(-shares, axis=1, kind="stable")[:, : self.top]
         values = np.round(np.take_along_axis(shares, order, axis=1).astype(np.float64), 4).tolist()
         rows = iter(zip(order.tolist(), values, strict=True))
+        per_channel = len(self.bounds)
+        named = len(self.channels) > 1  # single-channel events keep their original shape
         for j, flag in enumerate(flags):
             if flag:
                 segs, vals = next(rows)
-                out[j] = [{"start": self.bounds[s][0], "end": self.bounds[s][1], "share": v}
-                          for s, v in zip(segs, vals, strict=True)]
+                out[j] = [({"channel": self.channels[s // per_channel]} if named else {})
+                          | {"start": self.bounds[s % per_channel][0], "end": self.bounds[s % per_channel][1],
+                             "share": v} for s, v in zip(segs, vals, strict=True)]
         return out

@@ -1,8 +1,12 @@
 """The window message formats on Kafka, and their decoding with validation (docs/formats.md is the schema).
 
-- `json`: `{"id"?: str, "source"?: str, "ts"?: number (epoch seconds), "values": [window numbers], "label"?: 0|1}`
-- `f32`: exactly `window` little-endian float32 (560 bytes for 140); the source travels in the Kafka key.
+- `json`: `{"id"?: str, "source"?: str, "ts"?: number (epoch seconds), "values": [window numbers], "label"?: 0|1}`;
+  with several channels `"values"` maps each channel name to its `window` numbers.
+- `f32`: exactly channels × `window` little-endian float32, channel-major (560 bytes for one channel of 140); the
+  source travels in the Kafka key.
 - `auto`: f32 for payloads of exactly the f32 size that are not a JSON object, JSON otherwise.
+
+A decoded window is one float32 row of channels × window values, channel-major, in the bundle's channel order.
 
 Decoding never raises anything but `InvalidWindow`, whose `reason` is a short stable code (a metric label and a
 dead-letter header).
@@ -33,7 +37,7 @@ FORMATS = ("json", "f32", "auto")
 
 @dataclass(frozen=True)
 class DecodedWindow:
-    values: np.ndarray  # [window] float32
+    values: np.ndarray  # [channels * window] float32, channel-major
     id: str | None = None
     source: str | None = None
     ts: float | None = None
@@ -44,7 +48,7 @@ class DecodedWindow:
 class DecodedBatch:
     """Many payloads decoded at once: the valid windows as one matrix with their fields, and the invalid ones."""
 
-    windows: np.ndarray  # [k, window] float32
+    windows: np.ndarray  # [k, channels * window] float32
     index: list[int]  # position of each valid window among the payloads, ascending
     ids: list[str | None]
     sources: list[str | None]
@@ -53,7 +57,10 @@ class DecodedBatch:
 
 
 def encode_json(values: np.ndarray | list[float], *, id: str | None = None, source: str | None = None,
-                ts: float | None = None, label: int | None = None, decimals: int | None = 6) -> bytes:
+                ts: float | None = None, label: int | None = None, decimals: int | None = 6,
+                channels: Sequence[str] | None = None) -> bytes:
+    """A JSON window message; with `channels`, `values` (a channel-major row or [channels, window]) is written as
+    an object of channel name → numbers."""
     body: dict[str, Any] = {}
     if id is not None:
         body["id"] = id
@@ -62,7 +69,12 @@ def encode_json(values: np.ndarray | list[float], *, id: str | None = None, sour
     if ts is not None:
         body["ts"] = ts
     arr = np.asarray(values, dtype=np.float64)
-    body["values"] = (np.round(arr, decimals) if decimals is not None else arr).tolist()
+    arr = np.round(arr, decimals) if decimals is not None else arr
+    if channels is None:
+        body["values"] = arr.tolist()
+    else:
+        rows = arr.reshape(len(channels), -1).tolist()
+        body["values"] = dict(zip(channels, rows, strict=True))
     if label is not None:
         body["label"] = int(label)
     return json.dumps(body, separators=(",", ":")).encode()
@@ -75,10 +87,13 @@ def encode_f32(values: np.ndarray | list[float]) -> bytes:
 class WindowDecoder:
     """Decodes and validates one message at a time; `fmt='auto'` picks JSON for payloads starting with '{'."""
 
-    def __init__(self, window: int = 140, fmt: str = "auto", max_bytes: int = 65536) -> None:
+    def __init__(self, window: int = 140, fmt: str = "auto", max_bytes: int = 65536,
+                 channels: Sequence[str] = ("value",)) -> None:
         if fmt not in FORMATS:
             raise ValueError(f"window format must be one of {list(FORMATS)}, got {fmt!r}")
         self.window = window
+        self.channels = tuple(channels)
+        self.width = window * len(self.channels)
         self.fmt = fmt
         self.max_bytes = max_bytes
 
@@ -100,11 +115,11 @@ class WindowDecoder:
         in production; `auto` exists for mixed producers.
         """
         stripped = payload.strip()
-        if len(payload) != self.window * F32.itemsize:
+        if len(payload) != self.width * F32.itemsize:
             if stripped[:1] in (b"{", b"["):
                 return self._decode_json(payload)
             raise InvalidWindow("wrong_length", f"{len(payload)} bytes: neither JSON nor an f32 payload of "
-                                f"{self.window * F32.itemsize} bytes")
+                                f"{self.width * F32.itemsize} bytes")
         if stripped[:1] == b"{" and stripped[-1:] == b"}":
             try:
                 return self._decode_json(payload)
@@ -115,7 +130,7 @@ class WindowDecoder:
     def decode_many(self, payloads: Sequence[bytes | None]) -> DecodedBatch:
         """Decode a whole poll: the same verdicts and values as `decode` on each payload, with the common case
         (every payload well formed) done in a few vectorised steps instead of per-message numpy work."""
-        if self.fmt == "f32" and self.window * F32.itemsize <= self.max_bytes:
+        if self.fmt == "f32" and self.width * F32.itemsize <= self.max_bytes:
             return self._many_f32(payloads)
         if self.fmt == "json":
             return self._many_json(payloads)
@@ -135,11 +150,11 @@ class WindowDecoder:
             ids.append(w.id)
             sources.append(w.source)
             ts.append(w.ts)
-        windows = np.stack(rows) if rows else np.empty((0, self.window), dtype=np.float32)
+        windows = np.stack(rows) if rows else np.empty((0, self.width), dtype=np.float32)
         return DecodedBatch(windows, index, ids, sources, ts, errors)
 
     def _many_f32(self, payloads: Sequence[bytes | None]) -> DecodedBatch:
-        size = self.window * F32.itemsize
+        size = self.width * F32.itemsize
         try:
             ok = np.fromiter(map(len, payloads), dtype=np.int64, count=len(payloads)) == size  # type: ignore[arg-type]
         except TypeError:  # a message without a value
@@ -147,7 +162,7 @@ class WindowDecoder:
         good = payloads if ok.all() else [p for p, fine in zip(payloads, ok, strict=True) if fine]
         # one C loop copying each payload into a fixed-width bytes array (faster than b"".join for large polls);
         # 'S' pads short values with NUL bytes, but every value here is exactly `size` long, so nothing changes
-        windows = np.array(good, dtype=f"S{size}").view(F32).reshape(-1, self.window)
+        windows = np.array(good, dtype=f"S{size}").view(F32).reshape(-1, self.width)
         finite = np.isfinite(windows).all(axis=1)
         ok[ok] = finite
         if not finite.all():
@@ -166,20 +181,21 @@ class WindowDecoder:
         ts: list[float | None] = []
         aside: list[int] = []  # anything unusual goes through `decode`, which names the reason
         for i, payload in enumerate(payloads):
-            body = plain_body(payload, self.window, self.max_bytes)
-            if body is None:
+            plain = plain_body(payload, self.window, self.max_bytes, self.channels)
+            if plain is None:
                 aside.append(i)
                 continue
-            rows.append(body["values"])
+            body, row = plain
+            rows.append(row)
             index.append(i)
             ids.append(body.get("id"))
             sources.append(body.get("source"))
             t = body.get("ts")
             ts.append(None if t is None else float(t))
-        windows = plain_matrix(rows, self.window)
+        windows = plain_matrix(rows, self.width)
         if windows is None:  # non-numbers or out-of-range values somewhere: sort them out row by row
             aside, index, ids, sources, ts = sorted(aside + index), [], [], [], []
-            windows = np.empty((0, self.window), dtype=np.float32)
+            windows = np.empty((0, self.width), dtype=np.float32)
         if not aside:
             return DecodedBatch(windows, index, ids, sources, ts, [])
         rest = self._many_each(payloads, aside)
@@ -189,7 +205,7 @@ class WindowDecoder:
                             [(ts + rest.ts)[j] for j in order], rest.errors)
 
     def _decode_f32(self, payload: bytes) -> DecodedWindow:
-        expected = self.window * F32.itemsize
+        expected = self.width * F32.itemsize
         if len(payload) != expected:
             raise InvalidWindow("wrong_length", f"f32 payload of {len(payload)} bytes, expected {expected}")
         values = np.frombuffer(payload, dtype=F32)
@@ -200,7 +216,7 @@ class WindowDecoder:
     def _decode_json(self, payload: bytes) -> DecodedWindow:
         body = parse_object(payload)
         return DecodedWindow(
-            checked_values(body, self.window),
+            checked_values(body, self.window, self.channels),
             id=optional(body, "id", str),
             source=optional(body, "source", str),
             ts=optional_ts(body),

@@ -72,3 +72,46 @@ def test_different_seeds_differ(sine_windows: np.ndarray) -> None:
 def test_bad_architectures(config: dict, message: str) -> None:
     with pytest.raises(ArchitectureError, match=message):
         build_model(config)
+
+
+def _pump_windows(n: int = 300, window: int = 48, seed: int = 0) -> np.ndarray:
+    """Three channels that move together (a pump: current, pressure, flow) plus a constant one, channel-major."""
+    rng = np.random.default_rng(seed)
+    t = np.arange(window) / 6.0
+    phase = rng.uniform(0, 2 * np.pi, size=(n, 1))
+    current = np.sin(t + phase) + 0.05 * rng.normal(size=(n, window))
+    pressure = 2.0 * np.sin(t + phase) + 3.0 + 0.05 * rng.normal(size=(n, window))
+    flow = -np.sin(t + phase) + 0.05 * rng.normal(size=(n, window))
+    voltage = np.full((n, window), 230.0)
+    return np.stack([current, pressure, flow, voltage], axis=1).reshape(n, -1).astype(np.float32)
+
+
+CHANNELS = ("Current", "Pressure", "Flow", "Voltage")
+
+
+@pytest.mark.parametrize("preset", sorted(PRESETS))
+@pytest.mark.parametrize("channels", [1, 4])
+def test_every_preset_takes_c_channels(preset: str, channels: int) -> None:
+    model = build_model({**get_preset(preset).architecture, "window": 48, "input_channels": channels})
+    out = model(torch.zeros(5, channels * 48))
+    assert out.shape == (5, channels * 48)
+
+
+@pytest.mark.parametrize("preset", sorted(PRESETS))
+def test_multichannel_round_trip_and_a_broken_correlation_is_flagged(preset: str, tmp_path: Path) -> None:
+    windows = _pump_windows()
+    ds = WindowDataset(windows, None, "synthetic-pump", "0" * 64, channels=CHANNELS)
+    config = get_preset(preset).replace(epochs=25 if preset != "seed" else 60, patience=0,
+                                        threshold="fpr_quantile", threshold_params={"fpr": 0.02},
+                                        validation_fraction=0.2)
+    result = train(ds, config, seed=3, on_epoch=None)
+    loaded = ModelBundle.load(result.bundle.save(tmp_path / preset))
+    assert loaded.channels == CHANNELS and loaded.architecture.get("input_channels") == 4
+    scorer = Scorer(loaded.build_model(), loaded.scaler, loaded.window, channels=4)
+    normal = scorer.score(_pump_windows(50, seed=9)).scores
+    broken = _pump_windows(50, seed=9).reshape(50, 4, 48)
+    broken[:, 1] = 6.0 - broken[:, 1]  # pressure turns against current, in its usual range
+    stuck = _pump_windows(50, seed=9).reshape(50, 4, 48)
+    stuck[:, 3] = 229.0  # the constant voltage departs by 1 V
+    assert np.median(scorer.score(broken.reshape(50, -1)).scores) > np.median(normal)
+    assert (scorer.score(stuck.reshape(50, -1)).scores > loaded.threshold.value).all()

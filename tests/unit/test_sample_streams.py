@@ -97,3 +97,21 @@ def test_encoded_messages_decode() -> None:
     for fmt in ("json", "f32"):
         value, _ = encode(record, fmt)
         np.testing.assert_allclose(WindowDecoder(140, fmt).decode(value).values, record.values, rtol=1e-6)
+
+
+def test_a_multichannel_series_replays_as_windows(tmp_path) -> None:
+    import json
+
+    from sample_streams.replay import encode
+    from sample_streams.sources import open_source
+
+    lines = ["datetime;Current;Pressure;anomaly"]
+    lines += [f"2020-03-09 10:00:{i:02d};{i};{-i};{int(i >= 50)}" for i in range(60)]
+    (tmp_path / "pump.csv").write_text("\n".join(lines) + "\n")
+    records = list(open_source(series=str(tmp_path / "pump.csv"), window=10, stride=5))
+    assert [r.id for r in records][:2] == ["pump-000009", "pump-000014"] and len(records) == 11
+    first = json.loads(encode(records[0], "json")[0])
+    assert first["values"] == {"Current": list(range(10)), "Pressure": [-v for v in range(10)]}
+    assert first["source"] == "pump" and first["label"] == 0 and records[-1].label == 1
+    value, headers = encode(records[0], "f32")
+    assert len(value) == 2 * 10 * 4 and dict(headers)["tsad-id"] == b"pump-000009"

@@ -272,3 +272,35 @@ def test_a_source_failure_costs_one_loop_turn_and_loses_nothing(method: str) -> 
     events = [json.loads(r.value)["id"] for r in sink.acked if r.kind == "event"]
     assert sorted(events) == sorted(f"in-{i % 2}-{i}" for i in range(12))  # each once
     assert source.committed() == {("in", 0): 11, ("in", 1): 12}
+
+
+def test_multichannel_windows_through_the_loop() -> None:
+    """A 3-channel model: JSON (channel objects) and f32 (C×L) windows are scored, events name the channel, and
+    malformed multi-channel messages are dead-lettered with their own reasons."""
+    channels = ("Current", "Pressure", "Flow")
+    L = 20
+    config = Config(topics=TopicsConfig(input="in", events="ev", dead_letter="dlq"),
+                    batch=BatchConfig(max_size=8, max_wait_ms=0, max_in_flight=64),
+                    events=EventsConfig(segments=4, top_segments=2), worker=WorkerConfig(commit_interval_ms=0))
+    model = ServingModel(ModelIdentity("pump", "1"),
+                         BatchScorer(Scorer(ZeroModel(), Scaler("none"), L, channels=3), 8, 4),
+                         Threshold(0.5, "mean_std"), L, channels=channels)
+    registry = CollectorRegistry()
+    source, sink = MemorySource(), MemorySink()
+    worker = build_worker(config=config, source=source, sink=sink, model=model, metrics=WorkerMetrics(registry),
+                          health=Health(), wall=lambda: 1_700_000_100.0)
+    hot = np.zeros((3, L))
+    hot[1, 5:10] = 30.0  # Pressure, samples 5..9 (segment 1 of 4)
+    good = {c: [0.0] * L for c in channels}
+    payloads = [encode_json(np.zeros(3 * L), channels=channels), encode_json(hot.ravel(), channels=channels),
+                encode_f32(hot.ravel()), json.dumps({"values": {**good, "Voltage": [0.0] * L}}).encode(),
+                json.dumps({"values": {"Current": good["Current"]}}).encode()]
+    source.add([msg(i, payload=p) for i, p in enumerate(payloads)])
+    worker.step()
+    events = [json.loads(r.value) for r in sink.sent if r.kind == "event"]
+    assert [e["input"]["offset"] for e in events] == [1, 2]
+    assert events[0]["segments"][0] == {"channel": "Pressure", "start": 5, "end": 10, "share": 1.0}
+    reasons = [dict(r.headers)["tsad-error-reason"] for r in sink.sent if r.kind == "dead_letter"]
+    assert reasons == [b"unknown_channel", b"missing_channel"]
+    assert value(registry, "tsad_anomalies_by_channel_total", channel="Pressure") == 2
+    assert source.committed() == {("in", 0): 5}

@@ -1,0 +1,133 @@
+"""SKAB's outlier-detection protocol, run with tsad's own trainer and scorer, beside the published leaderboard.
+
+    python benchmarks/skab.py [--data ../shared/datasets/skab] [--seeds 0,1,2] [--preset NAME] [--window 60]
+                              [--files 34] [--no-doc]
+
+Protocol (../shared/datasets/skab/SOURCE.md): for each of the 34 experiment files on its own, the first 400 rows
+train (treated as normal; nothing else is fitted on), the remaining rows are the test part; every test row gets a
+0/1 verdict; F1 (anomaly class), FAR and MAR are computed on the test rows of all files pooled. tsad's verdicts are
+causal: a row is judged by the window of `--window` rows ending at it (stride 1), scored by the bundle and decided
+by its threshold, calibrated without labels on the last stretch of the 400 training rows. Each seed trains 34 models;
+the table shows the median and the min over the seeds, and the training time. Writes docs/skab.md unless --no-doc.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import time
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from detector.model.bundle import ModelBundle
+from detector.model.scoring import Scorer
+from trainer.pipeline import train
+from trainer.points import point_metrics
+from trainer.presets import TrainConfig, get_preset
+from trainer.telemetry import Series, cut_windows, read_series, series_windows
+
+TRAIN_ROWS = 400
+DOC = Path(__file__).resolve().parent.parent / "docs" / "skab.md"
+LEADERBOARD = [  # SOURCE.md: the repository README's "Outlier detection problem" table (F1, FAR %, MAR %)
+    ("Conv-AE", 0.78, 13.55, 28.02), ("MSET", 0.78, 39.73, 14.13), ("T-squared + Q (PCA-based)", 0.76, 26.62, 24.92),
+    ("LSTM-AE", 0.74, 29.96, 25.92), ("T-squared", 0.66, 19.21, 42.60), ("LSTM-VAE", 0.56, 9.13, 55.03),
+    ("Vanilla LSTM", 0.54, 12.54, 59.53), ("Vanilla AE", 0.39, 2.59, 75.15), ("Isolation forest", 0.29, 2.56, 82.89),
+]
+
+
+def experiment_files(root: Path) -> list[Path]:
+    """The 34 experiment files (the anomaly-free recording has no test part and is not one of them)."""
+    files = [p for folder in ("valve1", "valve2", "other") for p in (root / folder).glob("*.csv")]
+    return sorted(files, key=lambda p: (p.parent.name, int(p.stem)))
+
+
+@dataclass(frozen=True)
+class Recipe:
+    preset: str = "default"
+    window: int = 60
+    overrides: tuple[tuple[str, Any], ...] = ()
+
+    def config(self) -> TrainConfig:
+        config = get_preset(self.preset).replace(test_size=0.0, **dict(self.overrides))
+        if config.threshold == "f1_optimal":  # no labels to calibrate on: as `tsad train` does without labels
+            config = config.replace(threshold="fpr_quantile", threshold_params={"fpr": 0.01})
+        return config
+
+
+def train_on_head(series: Series, recipe: Recipe, seed: int, name: str = "skab") -> ModelBundle:
+    """A bundle trained on the first 400 rows only (time-ordered; its last part calibrates the threshold)."""
+    dataset = series_windows(series, recipe.window, 1, rows=slice(0, TRAIN_ROWS), source=name)
+    dataset = replace(dataset, is_normal=None, point_labels=None)  # the protocol: the training part is normal
+    return train(dataset, recipe.config(), seed=seed, name=name, on_epoch=None).bundle
+
+
+def verdicts_on_test(bundle: ModelBundle, series: Series) -> tuple[np.ndarray, np.ndarray]:
+    """(truth, verdict) for every test row: the window ending at each row, scored and decided by the bundle."""
+    window = bundle.window
+    rows = cut_windows(series.values[TRAIN_ROWS - window + 1 :], window, 1).astype(np.float32)
+    scorer = Scorer(bundle.build_model(), bundle.scaler, window, channels=len(bundle.channels))
+    scores = np.concatenate([scorer.score(rows[i : i + 4096]).scores for i in range(0, len(rows), 4096)])
+    assert series.labels is not None
+    return series.labels[TRAIN_ROWS:] == 1, bundle.threshold.is_anomaly(scores)
+
+
+def run_protocol(files: list[Path], recipe: Recipe, seed: int) -> tuple[dict[str, Any], float]:
+    """Pooled point metrics over the files' test parts, and the seconds spent training."""
+    truths, verdicts, seconds = [], [], 0.0
+    for path in files:
+        series = read_series(path)
+        started = time.perf_counter()
+        bundle = train_on_head(series, recipe, seed, name=f"skab-{path.parent.name}-{path.stem}")
+        seconds += time.perf_counter() - started
+        truth, verdict = verdicts_on_test(bundle, series)
+        truths.append(truth)
+        verdicts.append(verdict)
+    return point_metrics(np.concatenate(truths), np.concatenate(verdicts)), seconds
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    default_data = os.environ.get("TSAD_SKAB", str(Path(__file__).resolve().parents[2] / "shared/datasets/skab"))
+    parser.add_argument("--data", default=default_data)
+    parser.add_argument("--seeds", default="0,1,2")
+    parser.add_argument("--preset", default="default")
+    parser.add_argument("--window", type=int, default=60)
+    parser.add_argument("--files", type=int, default=34, help="only the first N files (a quick look)")
+    parser.add_argument("--no-doc", action="store_true")
+    args = parser.parse_args()
+    torch.set_num_threads(1)
+    files = experiment_files(Path(args.data))[: args.files]
+    recipe = Recipe(args.preset, args.window)
+    runs = []
+    for seed in [int(s) for s in args.seeds.split(",")]:
+        metrics, seconds = run_protocol(files, recipe, seed)
+        runs.append((metrics, seconds))
+        print(f"seed {seed}: F1 {metrics['f1']:.3f}  FAR {metrics['far']:.2f}%  MAR {metrics['mar']:.2f}%  "
+              f"({seconds:.0f} s training, {len(files)} files)", flush=True)
+    f1 = [m["f1"] for m, _ in runs]
+    far = [m["far"] for m, _ in runs]
+    mar = [m["mar"] for m, _ in runs]
+    ours = (f"**tsad `{recipe.preset}`, window {recipe.window}** (median, min of {len(runs)} seeds)",
+            f"**{statistics.median(f1):.2f}** ({min(f1):.2f})", f"{statistics.median(far):.2f} ({min(far):.2f})",
+            f"{statistics.median(mar):.2f} ({min(mar):.2f})",
+            f"{statistics.median([s for _, s in runs]):.0f} s for {len(files)} models")
+    table = ["| algorithm | F1 | FAR, % | MAR, % | training |", "| --- | --- | --- | --- | --- |",
+             "| " + " | ".join(ours) + " |"]
+    table += [f"| {name} | {f:.2f} | {fa:.2f} | {ma:.2f} | |" for name, f, fa, ma in LEADERBOARD]
+    print("\n".join(table))
+    if not args.no_doc:
+        from perfdoc import write_section
+
+        body = (f"`python benchmarks/skab.py --preset {recipe.preset} --window {recipe.window} --seeds {args.seeds}` "
+                f"— written by the script on {time.strftime('%Y-%m-%d')}, {len(files)} files, this machine.\n\n"
+                + "\n".join(table))
+        write_section(DOC, "skab-outliers", body)
+
+
+if __name__ == "__main__":
+    main()
