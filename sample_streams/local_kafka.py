@@ -6,6 +6,9 @@ The broker's jars come from Maven Central through Maven, once, into a cache dire
     with LocalKafka() as kafka:          # free ports, fresh log directory
         print(kafka.bootstrap)           # "127.0.0.1:PORT"
         kafka.restart()                  # same ports, same log directory: data survives
+        kafka.pause(); kafka.resume()    # SIGSTOP / SIGCONT (kill() is SIGKILL)
+
+A three-node cluster and SASL_SSL: sample_streams/kafka_cluster.py and sample_streams/kafka_security.py.
 """
 
 from __future__ import annotations
@@ -125,14 +128,16 @@ class LocalKafka:
         self.log_dir = self.work_dir / "data"
         self.server_log = self.work_dir / "server.log"
         self.process: subprocess.Popen[bytes] | None = None
+        self.paused = False
         self.start_seconds = 0.0
 
     @property
     def bootstrap(self) -> str:
         return f"127.0.0.1:{self.port}"
 
-    def _write_config(self) -> Path:
-        props = {
+    def _properties(self) -> dict[str, str]:
+        """The broker's server.properties."""
+        return {
             "process.roles": "broker,controller",
             "node.id": "1",
             "controller.quorum.voters": f"1@127.0.0.1:{self.controller_port}",
@@ -151,6 +156,9 @@ class LocalKafka:
             "group.initial.rebalance.delay.ms": "0",
             "auto.create.topics.enable": "false",
         }
+
+    def _write_config(self) -> Path:
+        props = self._properties()
         path = self.work_dir / "server.properties"
         path.write_text("".join(f"{k}={v}\n" for k, v in props.items()))
         (self.work_dir / "log4j.properties").write_text(_LOG4J.format(log=self.server_log))
@@ -165,27 +173,44 @@ class LocalKafka:
 
     def start(self, timeout: float = 120.0) -> str:
         """Start (formatting the log directory on first use) and wait until the broker answers."""
-        if self.process is not None and self.process.poll() is None:
+        if self.running:
             return self.bootstrap
+        lib, config = self._prepare()
+        began = time.monotonic()
+        fmt_cmd = self._format_command(lib, config)
+        if fmt_cmd:
+            fmt = subprocess.run(fmt_cmd, capture_output=True, text=True, check=False)
+            if fmt.returncode != 0:
+                raise KafkaLauncherError(f"formatting {self.log_dir} failed: {(fmt.stdout + fmt.stderr)[-2000:]}")
+        offset = self._launch(lib, config)
+        self._wait_ready(offset, began + timeout)
+        self.start_seconds = time.monotonic() - began
+        return self.bootstrap
+
+    def _prepare(self) -> tuple[Path, Path]:
+        """Check Java, fetch the jars, write the configuration: (jar directory, server.properties)."""
         if java_major_version() < 17:
             raise KafkaLauncherError(f"Java 17+ is required to run Kafka {self.version}; found Java "
                                      f"{java_major_version()}")
         lib = ensure_jars(self.cache_dir, self.version)
         self.work_dir.mkdir(parents=True, exist_ok=True)
-        config = self._write_config()
-        began = time.monotonic()
-        if not (self.log_dir / "meta.properties").is_file():
-            fmt = subprocess.run(self._java(lib, "kafka.tools.StorageTool", "format", "-t", _cluster_id(), "-c",
-                                            str(config)), capture_output=True, text=True, check=False)
-            if fmt.returncode != 0:
-                raise KafkaLauncherError(f"formatting {self.log_dir} failed: {(fmt.stdout + fmt.stderr)[-2000:]}")
+        return lib, self._write_config()
+
+    def _format_command(self, lib: Path, config: Path, cluster_id: str | None = None,
+                        extra: tuple[str, ...] = ()) -> list[str] | None:
+        """The StorageTool command that formats the log directory, or None when it is formatted already."""
+        if (self.log_dir / "meta.properties").is_file():
+            return None
+        return self._java(lib, "kafka.tools.StorageTool", "format", "-t", cluster_id or _cluster_id(), "-c",
+                          str(config), *extra)
+
+    def _launch(self, lib: Path, config: Path) -> int:
+        """Spawn the JVM; return the server log's size before it (where to look for the ready line)."""
         offset = self.server_log.stat().st_size if self.server_log.exists() else 0
         with (self.work_dir / "stdout.log").open("ab") as out:
             self.process = subprocess.Popen(self._java(lib, "kafka.Kafka", str(config), heap=self.heap),
                                             stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
-        self._wait_ready(offset, began + timeout)
-        self.start_seconds = time.monotonic() - began
-        return self.bootstrap
+        return offset
 
     def _wait_ready(self, log_offset: int, deadline: float) -> None:
         while time.monotonic() < deadline:
@@ -203,9 +228,10 @@ class LocalKafka:
 
     def stop(self, timeout: float = 30.0) -> None:
         """SIGTERM (controlled shutdown), then SIGKILL after `timeout` seconds."""
-        proc, self.process = self.process, None
+        proc, self.process, self.paused = self.process, None, False
         if proc is None or proc.poll() is not None:
             return
+        proc.send_signal(signal.SIGCONT)  # a paused broker could not act on SIGTERM
         proc.send_signal(signal.SIGTERM)
         try:
             proc.wait(timeout)
@@ -215,10 +241,31 @@ class LocalKafka:
 
     def kill(self) -> None:
         """SIGKILL, no clean shutdown (for fault injection)."""
-        proc, self.process = self.process, None
+        proc, self.process, self.paused = self.process, None, False
         if proc is not None and proc.poll() is None:
             proc.kill()
             proc.wait(10)
+
+    def pause(self) -> None:
+        """SIGSTOP: the JVM freezes with its sockets open (a hung broker, for fault injection); returns once stopped."""
+        self._signal(signal.SIGSTOP, stopped=True)
+        self.paused = True
+
+    def resume(self) -> None:
+        """SIGCONT after `pause`; returns once the process runs again."""
+        self._signal(signal.SIGCONT, stopped=False)
+        self.paused = False
+
+    def _signal(self, sig: signal.Signals, stopped: bool) -> None:
+        if self.process is None or self.process.poll() is not None:
+            raise KafkaLauncherError(f"cannot send {sig.name}: the broker in {self.work_dir} is not running")
+        self.process.send_signal(sig)
+        stat = Path(f"/proc/{self.process.pid}/stat")
+        deadline = time.monotonic() + 5.0
+        while stat.exists() and time.monotonic() < deadline:  # signals are delivered asynchronously
+            if (stat.read_text().rsplit(")", 1)[1].split()[0] == "T") == stopped:
+                return
+            time.sleep(0.01)
 
     def restart(self, timeout: float = 120.0) -> str:
         self.stop()

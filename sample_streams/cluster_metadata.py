@@ -1,0 +1,113 @@
+"""Topic and metadata helpers of `LocalKafkaCluster`: create replicated topics, see leaders and in-sync replicas,
+wait for failover."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+from sample_streams.local_kafka import KafkaLauncherError
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class PartitionState:
+    """Where one topic-partition lives: its leader's node id (-1: none), replicas and in-sync replicas."""
+
+    leader: int
+    replicas: tuple[int, ...]
+    isr: tuple[int, ...]
+
+
+def _poll(check: Callable[[], T | None], timeout: float, what: str) -> T:
+    """Call `check` until it returns something other than None (errors count as None) or `timeout` passes."""
+    deadline = time.monotonic() + timeout
+    last: Exception | None = None
+    while time.monotonic() < deadline:
+        try:
+            result = check()
+            if result is not None:
+                return result
+        except Exception as exc:  # kafka-python errors while leadership moves, a node not yet listening
+            last = exc
+        time.sleep(0.2)
+    raise TimeoutError(f"waited {timeout:.0f} s for {what}" + (f"; last error: {last}" if last else ""))
+
+
+class ClusterMetadataMixin:
+    """Needs `live_bootstrap`, `replication_factor` and `client_config()` from the cluster it is mixed into."""
+
+    replication_factor: int
+    live_bootstrap: Any  # the cluster's property
+    client_config: Callable[..., dict[str, Any]]  # the cluster's connection settings (security included)
+
+    def _admin(self, call: Callable[[Any], T]) -> T:
+        from kafka import KafkaAdminClient
+
+        admin = KafkaAdminClient(bootstrap_servers=self.live_bootstrap, request_timeout_ms=10000,
+                                 **self.client_config())
+        try:
+            return call(admin)
+        finally:
+            admin.close()
+
+    def create_topic(self, name: str, partitions: int = 1, replication_factor: int | None = None,
+                     config: dict[str, str] | None = None, timeout: float = 30.0) -> None:
+        """Create a topic (default: the cluster's replication factor); wait until every replica is in sync."""
+        from kafka.admin import NewTopic
+
+        rf = replication_factor or self.replication_factor
+        self._admin(lambda a: a.create_topics([NewTopic(name, partitions, rf, topic_configs=config or {})]))
+        deadline = time.monotonic() + timeout
+        for p in range(partitions):
+            self.wait_for_isr(name, p, rf, timeout=max(0.1, deadline - time.monotonic()))
+
+    def partitions(self, topic: str, settle: float = 5.0) -> dict[int, PartitionState]:
+        """One broker's current view of every partition of `topic`. Brokers learn of new topics asynchronously, so an
+        unknown topic is asked about again for up to `settle` seconds before this fails."""
+        deadline = time.monotonic() + settle
+        while True:
+            described = self._admin(lambda a: a.describe_topics([topic]))
+            error = described[0].get("error_code", 0) if described else -1
+            if error == 0:
+                return {p["partition_index"]: PartitionState(p["leader_id"], tuple(p["replica_nodes"]),
+                                                             tuple(p["isr_nodes"]))
+                        for p in described[0]["partitions"]}
+            if error != 3 or time.monotonic() > deadline:  # 3: UNKNOWN_TOPIC_OR_PARTITION
+                raise KafkaLauncherError(f"cannot describe topic {topic!r}: {described}")
+            time.sleep(0.1)
+
+    def partition(self, topic: str, partition: int = 0) -> PartitionState:
+        states = self.partitions(topic)
+        if partition not in states:
+            raise KeyError(f"topic {topic!r} has no partition {partition} (it has {sorted(states)})")
+        return states[partition]
+
+    def leader(self, topic: str, partition: int = 0) -> int:
+        """The node id leading `topic`-`partition` (-1 while it has none)."""
+        return self.partition(topic, partition).leader
+
+    def wait_for_leader(self, topic: str, partition: int = 0, exclude: Iterable[int] = (),
+                        timeout: float = 60.0) -> int:
+        """Wait until the partition has a leader not in `exclude` (e.g. the node just killed); return its id."""
+        excluded = set(exclude)
+
+        def check() -> int | None:
+            leader = self.leader(topic, partition)
+            return leader if leader >= 0 and leader not in excluded else None
+        return _poll(check, timeout, f"a leader for {topic}-{partition} other than {sorted(excluded)}")
+
+    def wait_for_isr(self, topic: str, partition: int = 0, size: int | None = None,
+                     timeout: float = 60.0) -> tuple[int, ...]:
+        """Wait until the in-sync replica set has `size` members (default: all replicas); return it."""
+        def check() -> tuple[int, ...] | None:
+            state = self.partition(topic, partition)
+            return state.isr if state.leader >= 0 and len(state.isr) >= (size or len(state.replicas)) else None
+        return _poll(check, timeout, f"{topic}-{partition} to have {size or 'all its'} in-sync replicas")
+
+    def active_controller(self) -> int:
+        """The node id of the active controller (the metadata quorum's leader)."""
+        return int(self._admin(lambda a: a.describe_metadata_quorum())["topics"][0]["partitions"][0]["leader_id"])
