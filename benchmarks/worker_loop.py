@@ -24,7 +24,7 @@ from harness import train_sample_bundle
 from perfdoc import Report, add_doc_option
 from prometheus_client import CollectorRegistry
 
-from detector.config import BatchConfig, Config, InputConfig, TopicsConfig, WorkerConfig
+from detector.config import BatchConfig, Config, EventsConfig, InputConfig, TopicsConfig, WorkerConfig
 from detector.kafka.seams import DoneCallback, InputMessage, OutputRecord
 from detector.model.bundle import ModelBundle
 from detector.model.scoring import BatchScorer, Scorer
@@ -52,7 +52,8 @@ def run(bundle: ModelBundle, fmt: str, n: int, freeze: bool) -> float:
     config = Config(input=InputConfig(format=fmt), topics=TopicsConfig(input="in", events="ev", dead_letter="dlq",
                                                                        scores="sc"),
                     batch=BatchConfig(max_size=1024, max_wait_ms=20, max_in_flight=16384),
-                    worker=WorkerConfig(max_poll_records=4000, commit_interval_ms=1000))
+                    worker=WorkerConfig(max_poll_records=4000, commit_interval_ms=1000),
+                    events=EventsConfig(mode="windows"))
     model = ServingModel(ModelIdentity(bundle.name, bundle.version),
                          BatchScorer(Scorer(bundle.build_model(), bundle.scaler, bundle.window), 1024, 10),
                          bundle.threshold, bundle.window)

@@ -26,6 +26,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
     logging.getLogger("tsad.service").info("config: %s", json.dumps(config.redacted(), sort_keys=True))
     try:
         return run(config)
+    except ConfigError as exc:  # found once the broker could be asked (e.g. the episode-state topic's layout)
+        print(f"tsad serve: configuration error: {exc}", file=sys.stderr)
+        return 2
     except BundleError as exc:
         print(f"tsad serve: model bundle error: {exc}", file=sys.stderr)
         return 2

@@ -22,6 +22,7 @@ SECRET_KEYS = {("kafka", "sasl_password"), ("kafka", "ssl_password")}
 SECURITY_PROTOCOLS = ("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL")
 SASL_MECHANISMS = ("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512")
 KAFKA_CLIENTS = ("kafka-python", "confluent")
+EVENT_MODES = ("episodes", "windows", "both")
 
 
 class ConfigError(ValueError):
@@ -56,6 +57,13 @@ class TopicsConfig:
     events: str = "anomalies"
     dead_letter: str = "windows-dlq"
     scores: str | None = None  # when set, a score record for every window
+    # episode state per source (compacted, as many partitions as the input; created if missing): docs/episodes.md.
+    # Default: "<input>-episode-state" (see `state_topic`)
+    episode_state: str | None = None
+
+    @property
+    def state_topic(self) -> str:
+        return self.episode_state or f"{self.input}-episode-state"
 
 
 @dataclass(frozen=True)
@@ -84,8 +92,20 @@ class ModelConfig:
 
 @dataclass(frozen=True)
 class EventsConfig:
+    # episodes: one open/update/close per incident and source; windows: an event per anomalous window; both
+    mode: str = "episodes"
     segments: int = 10  # the window is cut into this many equal segments for attribution
     top_segments: int = 3
+
+
+@dataclass(frozen=True)
+class EpisodesConfig:
+    open_k: int = 1  # an episode opens when open_k of a source's last open_n windows cross the threshold
+    open_n: int = 1
+    close_ratio: float = 0.8  # while open, windows above close_ratio x threshold keep it open (hysteresis)
+    quiet_windows: int = 50  # it closes after this many windows in a row below that level
+    cooldown_windows: int = 0  # windows after a close before the source may open a new one
+    update_interval_s: float = 60.0  # at most one episode_update per episode per interval (when its peak grew)
 
 
 @dataclass(frozen=True)
@@ -118,6 +138,7 @@ class Config:
     batch: BatchConfig = field(default_factory=BatchConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
     events: EventsConfig = field(default_factory=EventsConfig)
+    episodes: EpisodesConfig = field(default_factory=EpisodesConfig)
     metrics: MetricsConfig = field(default_factory=MetricsConfig)
     http: HttpConfig = field(default_factory=HttpConfig)
     worker: WorkerConfig = field(default_factory=WorkerConfig)
@@ -237,9 +258,22 @@ def validate(c: Config) -> None:
     if not 0 <= k.linger_ms <= 1000:
         raise ConfigError(f"kafka.linger_ms: must be between 0 and 1000, got {k.linger_ms}")
     t = c.topics
-    names = [t.input, t.events, t.dead_letter] + ([t.scores] if t.scores else [])
+    names = [t.input, t.events, t.dead_letter, t.state_topic] + ([t.scores] if t.scores else [])
     if len(set(names)) != len(names):
-        raise ConfigError(f"topics: input, events, dead_letter and scores must be distinct, got {names}")
+        raise ConfigError(f"topics: input, events, dead_letter and scores must be distinct (episode_state too), "
+                          f"got {names}")
+    if c.events.mode not in EVENT_MODES:
+        raise ConfigError(f"events.mode: must be one of {list(EVENT_MODES)}, got {c.events.mode!r}")
+    e = c.episodes
+    if not 1 <= e.open_k <= e.open_n <= 64:
+        raise ConfigError(f"episodes.open_k: need 1 <= open_k <= open_n <= 64, got open_k {e.open_k}, "
+                          f"open_n {e.open_n}")
+    if not 0.0 < e.close_ratio <= 1.0:
+        raise ConfigError(f"episodes.close_ratio: must be in (0, 1], got {e.close_ratio}")
+    if e.quiet_windows < 1:
+        raise ConfigError(f"episodes.quiet_windows: must be at least 1, got {e.quiet_windows}")
+    if e.cooldown_windows < 0 or e.update_interval_s < 0:
+        raise ConfigError("episodes.cooldown_windows and episodes.update_interval_s: must be >= 0")
     if c.input.format not in ("json", "f32", "auto"):
         raise ConfigError(f"input.format: must be json, f32 or auto, got {c.input.format!r}")
     _positive("input.max_message_bytes", c.input.max_message_bytes)

@@ -13,8 +13,9 @@ from prometheus_client import CollectorRegistry
 
 from detector import __version__
 from detector.config import Config
-from detector.kafka.factory import kafka_clients
+from detector.kafka.factory import kafka_clients, state_reader
 from detector.kafka.seams import TopicPartition
+from detector.kafka.state_topic import ensure_state_topic
 from detector.model.serving import load_serving_model
 from detector.ops.health import Health
 from detector.ops.http_server import make_server, serve_in_background
@@ -68,11 +69,17 @@ def run(config: Config, stop: threading.Event | None = None, registry: Collector
             metrics.model_created.set(created)
         health.model_ready = True
 
+        state = None
+        if config.events.mode != "windows":  # episodes: their state topic, checked (or created) before joining
+            state = state_reader(config)
+            stack.callback(state.close)
+            ensure_state_topic(config, state)
         rebalance = _Rebalance()
         source, sink = kafka_clients(config, rebalance)
         stack.callback(sink.close)
         stack.callback(source.close)
-        worker = build_worker(config=config, source=source, sink=sink, model=model, metrics=metrics, health=health)
+        worker = build_worker(config=config, source=source, sink=sink, model=model, metrics=metrics, health=health,
+                              state=state)
         rebalance.worker = worker
         # Everything made so far (torch, the model, clients) lives as long as the loop: move it out of the cyclic
         # collector's view, or every full collection walks it again (measured: up to 1.5x throughput). Unfrozen

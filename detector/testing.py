@@ -190,3 +190,22 @@ class MemoryTransactionalSink(MemorySink):
         self._open = []
         self.aborts += 1
         self._check("abort_transaction")
+
+
+@dataclass
+class MemoryStateReader:
+    """Reads what a memory sink published (for a transactional sink: what its transactions made visible)."""
+
+    sink: MemorySink
+    partition_count: int = 1
+
+    def read(self, topic: str, partitions: set[int]) -> list[InputMessage]:
+        published = self.sink.visible if isinstance(self.sink, MemoryTransactionalSink) else self.sink.acked
+        return [InputMessage(r.topic, r.partition or 0, i, r.key, r.value, [], 0) for i, r in enumerate(published)
+                if r.topic == topic and (r.partition or 0) in partitions]
+
+    def partitions(self, topic: str) -> int | None:
+        return self.partition_count
+
+    def close(self) -> None:
+        """Nothing to close."""

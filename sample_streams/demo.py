@@ -49,15 +49,28 @@ def _train(train_file: Path, out: Path, epochs: int | None) -> Path:
 
 
 def _describe(event: dict[str, Any]) -> str:
-    seg = event.get("segments") or [{}]
-    top = seg[0]
+    """One line per record: an alert episode opening or closing, or (events.mode windows/both) an anomalous window."""
+    top = (event.get("segments") or [{}])[0]
+    where = f"most error in samples {top.get('start')}-{top.get('end')} ({top.get('share', 0):.0%})"
+    if "episode_id" in event:
+        kind = event["type"].removeprefix("episode_").upper()
+        span = f"{event['start_time']} .. {event['end_time'] or event['last_time']}"
+        return (f"EPISODE {kind:<6} {event['source']:>8} {event['episode_id']}: {event['windows']} window(s) {span}, "
+                f"peak {event['peak_ratio']:.1f}x threshold, {where}")
     return (f"ANOMALY {event['source']:>8} {event['input']['window_id'] or event['id']}: score {event['score']:.4f} "
-            f"({event['ratio']:.1f}x threshold), most error in samples {top.get('start')}-{top.get('end')} "
-            f"({top.get('share', 0):.0%})")
+            f"({event['ratio']:.1f}x threshold), {where}")
 
 
 def run_demo(args: argparse.Namespace) -> int:
-    from detector.config import BatchConfig, Config, HttpConfig, KafkaConfig, ModelConfig, TopicsConfig
+    from detector.config import (
+        BatchConfig,
+        Config,
+        EpisodesConfig,
+        HttpConfig,
+        KafkaConfig,
+        ModelConfig,
+        TopicsConfig,
+    )
     from detector.service import run as run_worker
     from sample_streams.files import read_stream
     from sample_streams.local_kafka import LocalKafka, free_port
@@ -79,9 +92,11 @@ def run_demo(args: argparse.Namespace) -> int:
         bundle = Path(args.bundle) if args.bundle else _train(Path(args.train), kafka.work_dir / "bundle",
                                                               args.epochs)
         port = args.port or free_port()
+        # alert episodes (the default), closed after 10 quiet windows so the short demo stream shows closes too
         config = Config(kafka=KafkaConfig(bootstrap_servers=kafka.bootstrap, group_id="tsad-demo"), topics=topics,
                         model=ModelConfig(bundle=str(bundle), device=args.device),
-                        batch=BatchConfig(max_size=128, max_wait_ms=20), http=HttpConfig("127.0.0.1", port))
+                        batch=BatchConfig(max_size=128, max_wait_ms=20), http=HttpConfig("127.0.0.1", port),
+                        episodes=EpisodesConfig(quiet_windows=10))
         stop = threading.Event()
         errors: list[BaseException] = []
 
@@ -113,25 +128,29 @@ def run_demo(args: argparse.Namespace) -> int:
 
         flagged: set[str] = set()
         seen: set[str] = set()
+        episodes: set[str] = set()
         deadline = time.monotonic() + args.timeout
         while len(seen) < len(records) and time.monotonic() < deadline and not errors:
             for batch in consumer.poll(timeout_ms=200).values():
                 for message in batch:
                     record = json.loads(message.value)
-                    window_id = record["input"]["window_id"]
                     if message.topic == "scores":
+                        window_id = record["input"]["window_id"]
                         seen.add(window_id)
                         if record["anomaly"]:
                             flagged.add(window_id)
-                    elif not args.quiet:
+                        continue
+                    if "episode_id" in record:
+                        episodes.add(record["episode_id"])
+                    if not args.quiet:
                         print(_describe(record), flush=True)
         replayer.join()
         if errors:
             raise errors[0]
-        return _summary(records, seen, flagged, port)
+        return _summary(records, seen, flagged, len(episodes), port)
 
 
-def _summary(records: dict[str, Any], seen: set[str], flagged: set[str], port: int) -> int:
+def _summary(records: dict[str, Any], seen: set[str], flagged: set[str], episodes: int, port: int) -> int:
     import urllib.request
 
     from prometheus_client.parser import text_string_to_metric_families
@@ -144,11 +163,11 @@ def _summary(records: dict[str, Any], seen: set[str], flagged: set[str], port: i
     precision = tp / len(flagged) if flagged else 0.0
     recall = tp / len(truth) if truth else 0.0
     print(json.dumps({"windows": len(records), "scored": len(seen), "anomalies_flagged": len(flagged),
-                      "labelled_anomalies": len(truth), "dead_lettered": int(invalid),
+                      "labelled_anomalies": len(truth), "episodes": episodes, "dead_lettered": int(invalid),
                       "precision": round(precision, 4), "recall": round(recall, 4)}), flush=True)
-    _say(f"summary: {len(seen)}/{len(records)} windows scored, {len(flagged)} flagged, {len(truth)} labelled "
-         f"anomalous; precision {precision:.3f}, recall {recall:.3f}; {int(invalid)} malformed messages "
-         "dead-lettered")
+    _say(f"summary: {len(seen)}/{len(records)} windows scored, {len(flagged)} flagged in {episodes} alert episodes, "
+         f"{len(truth)} labelled anomalous; precision {precision:.3f}, recall {recall:.3f}; {int(invalid)} "
+         "malformed messages dead-lettered")
     return 0 if len(seen) == len(records) else 1
 
 

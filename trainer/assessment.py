@@ -50,7 +50,7 @@ def split_rows(bundle: ModelBundle, dataset: WindowDataset, which: str) -> tuple
     if not config_dict:
         raise EvaluationError("the bundle records no training split; evaluate with --split all")
     split = make_split(len(dataset), TrainConfig(**config_dict), int(bundle.training.get("seed", 0)),
-                       split_gap(dataset))
+                       split_gap(dataset), dataset.sources if dataset.ordered else None)
     return split.test, split.fit
 
 
@@ -68,7 +68,8 @@ def evaluate_bundle(bundle: ModelBundle, dataset: WindowDataset, which: str = "t
     windows, is_normal = dataset.windows[rows], dataset.is_normal[rows]
     scores = scorer.score(windows).scores
     train_normal = train_rows[dataset.is_normal[train_rows]]
-    metrics = evaluate_scores(scores, is_normal, bundle.threshold)
+    sources = None if dataset.sources is None else dataset.sources[rows]
+    metrics = evaluate_scores(scores, is_normal, bundle.threshold, sources)
     if which == "test" and dataset.point_labels is not None and dataset.stride is not None:
         metrics["points"] = point_metrics_on_test(dataset, rows, bundle.threshold.is_anomaly(scores))
     history = bundle.training.get("history", {})

@@ -25,6 +25,8 @@ def _add_data_args(p: argparse.ArgumentParser) -> None:
                    "numeric column that is not the time or a label)")
     g.add_argument("--label-column", dest="label_column",
                    help="--series point-label column, or 'none' (default: label, anomaly or is_anomaly if present)")
+    g.add_argument("--source-column", dest="source_column",
+                   help="--series source column of a long-format file (several sources, windowed each on its own)")
 
 
 def _load(args: argparse.Namespace) -> Any:
@@ -34,7 +36,7 @@ def _load(args: argparse.Namespace) -> Any:
         from trainer.telemetry import SeriesOptions, load_series_windows
 
         channels = tuple(c.strip() for c in args.channels.split(",") if c.strip()) if args.channels else None
-        options = SeriesOptions(args.sep, args.time_column, channels, args.label_column)
+        options = SeriesOptions(args.sep, args.time_column, channels, args.label_column, args.source_column)
         return load_series_windows(args.series, args.window, args.stride, options)
     if args.windows:
         from trainer.window_files import load_window_file
@@ -69,6 +71,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     config = get_preset(args.preset)
     overrides = {k: getattr(args, k) for k in ("epochs", "batch_size", "learning_rate", "threshold",
                                                 "validation_fraction") if getattr(args, k) is not None}
+    if args.per_source_thresholds:
+        overrides["per_source_thresholds"] = True
     if overrides:
         config = config.replace(**overrides)
     dataset = _load(args)
@@ -126,6 +130,9 @@ def register(sub: Any) -> None:
     t.add_argument("--learning-rate", dest="learning_rate", type=float)
     t.add_argument("--validation-fraction", dest="validation_fraction", type=float)
     t.add_argument("--threshold", help="mean_std | fpr_quantile | f1_optimal | pot")
+    t.add_argument("--per-source-thresholds", dest="per_source_thresholds", action="store_true",
+                   help="also calibrate a threshold per source (windows must name their source); others use the "
+                   "global one")
     t.add_argument("--report", help="also write the evaluation report (HTML, Markdown, PNGs) here")
     t.add_argument("--json", action="store_true", help="print the metrics as one JSON object on stdout")
     t.add_argument("--quiet", action="store_true", help="no per-epoch progress")

@@ -60,6 +60,7 @@ class WindowDataset:
     stride: int | None = None
     point_labels: np.ndarray | None = None
     timestamps: np.ndarray | None = None
+    sources: np.ndarray | None = None  # per window, where the data names them (for per-source calibration)
 
     @property
     def window(self) -> int:
@@ -75,7 +76,8 @@ class WindowDataset:
 
     def head(self, n: int) -> WindowDataset:
         return replace(self, windows=self.windows[:n], is_normal=None if self.is_normal is None else self.is_normal[:n],
-                       classes=None if self.classes is None else self.classes[:n])
+                       classes=None if self.classes is None else self.classes[:n],
+                       sources=None if self.sources is None else self.sources[:n])
 
     def tf_reference_rows(self) -> WindowDataset:
         """The rows the reference split is defined on: a 5000-row UCR ECG5000 is cut to the TF file's 4998."""

@@ -26,9 +26,17 @@ def _class_view(y_true: np.ndarray, y_pred: np.ndarray) -> dict[str, float]:
     return {"precision": float(p), "recall": float(r), "f1": float(f)}
 
 
-def evaluate_scores(scores: np.ndarray, is_normal: np.ndarray, threshold: Threshold) -> dict[str, Any]:
+def decide(scores: np.ndarray, threshold: Threshold, sources: np.ndarray | None = None) -> np.ndarray:
+    """Verdicts as the worker makes them: per-source thresholds where the bundle has them, else the global one."""
+    if sources is None or not threshold.per_source:
+        return threshold.is_anomaly(scores)
+    return np.asarray(scores) > threshold.for_sources(sources.tolist())
+
+
+def evaluate_scores(scores: np.ndarray, is_normal: np.ndarray, threshold: Threshold,
+                    sources: np.ndarray | None = None) -> dict[str, Any]:
     is_anomaly = ~np.asarray(is_normal, dtype=bool)
-    predicted_anomaly = threshold.is_anomaly(scores)
+    predicted_anomaly = decide(scores, threshold, sources)
     tn, fp, fn, tp = confusion_matrix(is_anomaly, predicted_anomaly, labels=[False, True]).ravel()
     both_classes = 0 < is_anomaly.sum() < is_anomaly.size
     return {

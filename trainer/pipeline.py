@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -50,11 +50,14 @@ def split_gap(dataset: WindowDataset) -> int | None:
     return -(-dataset.window // dataset.stride)
 
 
-def make_split(n: int, config: TrainConfig, seed: int, gap: int | None = None) -> Split:
+def make_split(n: int, config: TrainConfig, seed: int, gap: int | None = None,
+               groups: np.ndarray | None = None) -> Split:
     """The reference random split (ECG5000 and other independent windows); with `gap`, a split by time: train on
     the past, validate on what follows, test on the end, `gap` windows left out between the parts. Overlapping
     windows split at random would put near-copies of each test window into training, making the test figures
     optimistic and the calibrated threshold too low."""
+    if gap is not None and groups is not None:
+        return _grouped_time_split(groups, config, gap)
     if gap is not None:
         return _time_split(n, config, gap)
     idx = np.arange(n)
@@ -76,6 +79,23 @@ def _time_split(n: int, config: TrainConfig, gap: int) -> Split:
                          "parts; use a longer series, a smaller window or a smaller stride")
     val = np.arange(train_end - n_val, train_end) if n_val else np.array([], dtype=np.int64)
     return Split(np.arange(fit_end), val, np.arange(n - n_test, n))  # test may be empty (test_size 0)
+
+
+def _grouped_time_split(groups: np.ndarray, config: TrainConfig, gap: int) -> Split:
+    """A time split within each source's block of windows; a source too short to split only trains."""
+    fit, val, test = [], [], []
+    for name in dict.fromkeys(groups.tolist()):
+        rows = np.flatnonzero(groups == name)
+        try:
+            part = _time_split(len(rows), config, gap)
+        except ValueError:
+            fit.append(rows)
+            continue
+        fit.append(rows[part.fit])
+        val.append(rows[part.val])
+        test.append(rows[part.test])
+    join = lambda parts: np.concatenate(parts) if parts else np.array([], dtype=np.int64)  # noqa: E731
+    return Split(join(fit), join(val), join(test))
 
 
 def calibrate(config: TrainConfig, fit_normal: np.ndarray, val: np.ndarray, val_normal: np.ndarray,
@@ -108,7 +128,7 @@ def train(
 ) -> TrainResult:
     labels = dataset.is_normal if dataset.is_normal is not None else np.ones(len(dataset), dtype=bool)
     gap = split_gap(dataset)
-    split = make_split(len(dataset), config, seed, gap)
+    split = make_split(len(dataset), config, seed, gap, dataset.sources if dataset.ordered else None)
     x = dataset.windows
     channels = len(dataset.channels)
     # Fitted on every training window, normal or not, as the reference recipe does.
@@ -131,11 +151,14 @@ def train(
               "test": score(scaler.transform(x[split.test], channels)) if len(split.test) else np.zeros(0)}
     threshold = calibrate(config, scores["fit_normal"], scores["val"], labels[split.val],
                           labelled=dataset.is_normal is not None)
+    if config.per_source_thresholds:
+        threshold = calibrate_per_source(config, threshold, dataset, split, labels, scores)
 
     metrics: dict[str, Any] = {"train_seconds": round(history.seconds, 2), "epochs_run": len(history.train_loss),
                                "best_epoch": history.best_epoch}
     if dataset.is_normal is not None and len(split.test):
-        metrics["test"] = evaluate_scores(scores["test"], labels[split.test], threshold)
+        test_sources = None if dataset.sources is None else dataset.sources[split.test]
+        metrics["test"] = evaluate_scores(scores["test"], labels[split.test], threshold, test_sources)
     if dataset.point_labels is not None and dataset.stride is not None and len(split.test):
         metrics["test_points"] = point_metrics_on_test(dataset, split.test, threshold.is_anomaly(scores["test"]))
     training = {
@@ -162,3 +185,33 @@ def point_metrics_on_test(dataset: WindowDataset, test_rows: np.ndarray, anomalo
     first, last = int(ends[0]), int(ends[-1])
     verdicts = point_verdicts(ends - first, anomalous, last - first + 1)
     return point_metrics(dataset.point_labels[first : last + 1] == 1, verdicts)
+
+
+def calibrate_per_source(config: TrainConfig, threshold: Threshold, dataset: WindowDataset, split: Split,
+                         labels: np.ndarray, scores: dict[str, np.ndarray]) -> Threshold:
+    """The same method applied to each source's own held-out windows (its training windows for mean_std), where a
+    source has at least `per_source_min_windows` of them; every other source keeps the global threshold."""
+    if dataset.sources is None:
+        raise ValueError(f"{dataset.source}: per-source thresholds need windows that name their source (a 'source' "
+                         "field in window files, --source-column for series)")
+    fit_normal_rows = split.fit[labels[split.fit]]
+    per_source: dict[str, float] = {}
+    for name in sorted(set(dataset.sources.tolist())):
+        if config.threshold == "mean_std":
+            own = scores["fit_normal"][dataset.sources[fit_normal_rows] == name]
+            val_mask = np.zeros(0, dtype=bool)
+        else:
+            val_mask = dataset.sources[split.val] == name
+            own = scores["val"][val_mask & labels[split.val]]
+        if len(own) < config.per_source_min_windows:
+            continue
+        try:
+            if config.threshold == "f1_optimal":
+                value = calibration.f1_optimal(scores["val"][val_mask], ~labels[split.val][val_mask]).value
+            else:
+                value = calibrate(config, own, own, np.ones(len(own), dtype=bool), labelled=False).value
+        except (calibration.CalibrationError, ValueError):
+            continue  # e.g. no anomalous window of this source to place an F1 cut: the global threshold stays
+        per_source[name] = value
+    return replace(threshold, params={**threshold.params, "per_source_min_windows": config.per_source_min_windows},
+                   per_source=per_source)

@@ -26,6 +26,8 @@ class TrainConfig:
     patience: int = 0  # epochs without validation improvement before stopping; 0 = train all epochs
     threshold: str = "mean_std"
     threshold_params: dict[str, Any] = field(default_factory=dict)
+    per_source_thresholds: bool = False  # calibrate a threshold for each source with enough held-out windows
+    per_source_min_windows: int = 30
     test_size: float = 0.2
     split_seed: int = 21  # the reference split: train_test_split(test_size=0.2, random_state=21)
 

@@ -9,7 +9,10 @@ format use). Defaults follow common telemetry files, so both `timestamp,value[,l
 - label column: the first of `label`, `anomaly`, `is_anomaly` present (0 = normal, 1 = anomalous per point), or
   given, or `none`; a window is anomalous if any of its points is;
 - channels: every column whose first value is a number, except the time column and label-like columns
-  (`label`, `anomaly`, `is_anomaly`, `changepoint`), or given explicitly (in that order).
+  (`label`, `anomaly`, `is_anomaly`, `changepoint`), or given explicitly (in that order);
+- source column (only when given): a long-format file holding several sources; each source's rows are cut into
+  windows on their own (time order is checked per source), and the windows remember their source, so thresholds
+  can be calibrated per source.
 
 Every malformed input fails with a `DatasetError` naming the file, the line (CSV; row for Parquet) and the problem.
 """
@@ -47,6 +50,7 @@ class SeriesOptions:
     time_column: str | None = None
     channels: tuple[str, ...] | None = None
     label_column: str | None = None  # "none": ignore labels
+    source_column: str | None = None  # long format: one series per source
 
 
 @dataclass(frozen=True)
@@ -55,6 +59,7 @@ class Series:
     values: np.ndarray  # [T, C] float64
     labels: np.ndarray | None  # [T] 0/1 per point
     channels: tuple[str, ...]
+    sources: np.ndarray | None = None  # [T] source per row (long format), rows of one source in time order
 
 
 def resolve_series_source(source: str | os.PathLike[str]) -> Path:
@@ -124,6 +129,7 @@ def read_series(path: str | os.PathLike[str], options: SeriesOptions | None = No
         raise DatasetError(f"{p}: line 1: expected columns <time>,<channel>[,...]: no time column among "
                            f"{', '.join(frame.columns)} (name it with --time-column)")
     label_column = _pick(frame, options.label_column, LABEL_COLUMNS, "label", p)
+    source_column = _pick(frame, options.source_column, (), "source", p) if options.source_column else None
     if options.channels:
         missing = [c for c in options.channels if c not in frame.columns]
         if missing:
@@ -131,12 +137,13 @@ def read_series(path: str | os.PathLike[str], options: SeriesOptions | None = No
                                f"(columns: {', '.join(frame.columns)})")
         channels = tuple(options.channels)
     else:
-        skip = {time_column, label_column} | {c for c in frame.columns if c.lower() in LABEL_LIKE}
+        skip = {time_column, label_column, source_column} | {c for c in frame.columns if c.lower() in LABEL_LIKE}
         channels = tuple(c for c in frame.columns if c not in skip and _numeric(frame[c].iloc[0]))
     if not channels:
         raise DatasetError(f"{p}: line 1: expected columns <time>,<channel>[,...]: no numeric channel column among "
                            f"{', '.join(frame.columns)}")
-    timestamps = _parse_timestamps(frame[time_column], p, first_line)
+    sources = None if source_column is None else frame[source_column].astype(str).to_numpy()
+    timestamps = _parse_timestamps(frame[time_column], p, first_line, sources)
     columns = [*channels, *([label_column] if label_column else [])]
     numeric = to_finite_matrix(frame[columns], p, first_line, names=columns)
     labels = None
@@ -146,7 +153,7 @@ def read_series(path: str | os.PathLike[str], options: SeriesOptions | None = No
         if bad.any():
             row = int(np.argmax(bad))
             raise DatasetError(f"{p}: line {row + first_line}: label {labels[row]:g} is not 0 or 1")
-    return Series(timestamps, numeric[:, : len(channels)], labels, channels)
+    return Series(timestamps, numeric[:, : len(channels)], labels, channels, sources)
 
 
 def load_series(path: str | os.PathLike[str]) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
@@ -164,7 +171,8 @@ def _numeric(cell: str) -> bool:
     return True
 
 
-def _parse_timestamps(column: pd.Series, path: Path, first_line: int) -> np.ndarray:
+def _parse_timestamps(column: pd.Series, path: Path, first_line: int, sources: np.ndarray | None = None
+                      ) -> np.ndarray:
     numeric = pd.to_numeric(column, errors="coerce")
     if numeric.notna().all():
         ts = numeric.to_numpy(dtype=np.float64)
@@ -179,6 +187,8 @@ def _parse_timestamps(column: pd.Series, path: Path, first_line: int) -> np.ndar
                                "number nor an ISO-8601 time")
         ts = (parsed - pd.Timestamp(0, tz="UTC")).dt.total_seconds().to_numpy()
     backwards = np.diff(ts) < 0
+    if sources is not None:  # long format: time order within each source
+        backwards &= sources[1:] == sources[:-1]
     if backwards.any():
         row = int(np.argmax(backwards)) + 1
         raise DatasetError(f"{path}: line {row + first_line}: timestamp goes backwards")
@@ -207,14 +217,38 @@ def window_ends(length: int, window: int, stride: int) -> np.ndarray:
 
 def series_windows(series: Series, window: int, stride: int | None = None, rows: slice = slice(None),
                    source: str = "series", sha256: str = "") -> WindowDataset:
-    """The windows of a stretch of the series (`rows`, e.g. SKAB's first 400 rows for training), in time order."""
+    """The windows of a stretch of the series (`rows`, e.g. SKAB's first 400 rows for training), in time order;
+    with a source column, each source's rows are windowed on their own and the windows keep their source."""
     stride = stride or window
     values, labels = series.values[rows], None if series.labels is None else series.labels[rows]
+    if series.sources is not None:
+        return _windows_by_source(series, window, stride, rows, source, sha256)
     windows = cut_windows(values, window, stride).astype(np.float32)
     is_normal = None if labels is None else cut_windows(labels, window, stride).max(axis=1) == 0
     return WindowDataset(np.ascontiguousarray(windows), is_normal, source, sha256,
                          layout=f"series(window={window},stride={stride})", channels=series.channels,
                          stride=stride, point_labels=labels, timestamps=series.timestamps[rows])
+
+
+def _windows_by_source(series: Series, window: int, stride: int, rows: slice, source: str,
+                       sha256: str) -> WindowDataset:
+    assert series.sources is not None
+    names, firsts = np.unique(series.sources[rows], return_index=True)
+    parts, normal, owners = [], [], []
+    for name in names[np.argsort(firsts)]:  # in order of first appearance
+        mine = np.flatnonzero(series.sources[rows] == name)
+        if len(mine) < window:
+            continue  # too short for one window: nothing to learn from this source
+        parts.append(cut_windows(series.values[rows][mine], window, stride))
+        if series.labels is not None:
+            normal.append(cut_windows(series.labels[rows][mine], window, stride).max(axis=1) == 0)
+        owners += [name] * len(parts[-1])
+    if not parts:
+        raise DatasetError(f"no source has a whole window of {window} samples")
+    return WindowDataset(np.ascontiguousarray(np.concatenate(parts).astype(np.float32)),
+                         np.concatenate(normal) if normal else None, source, sha256,
+                         layout=f"series(window={window},stride={stride},by_source)", channels=series.channels,
+                         stride=stride, sources=np.asarray(owners))
 
 
 def load_series_windows(path: str | os.PathLike[str], window: int = 140, stride: int | None = None,

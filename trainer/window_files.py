@@ -22,6 +22,7 @@ def load_window_file(path: str | os.PathLike[str]) -> WindowDataset:
     opener = gzip.open if p.suffix == ".gz" else open
     rows: list[list[float]] = []
     labels: list[int] = []
+    sources: list[str] = []
     labelled = False
     with opener(p, "rt") as f:
         for line_no, line in enumerate(f, start=1):
@@ -41,7 +42,9 @@ def load_window_file(path: str | os.PathLike[str]) -> WindowDataset:
             rows.append(values)
             labelled = labelled or "label" in record
             labels.append(int(record.get("label", 0) or 0))
+            sources.append(str(record.get("source") or ""))
     if not rows:
         raise DatasetError(f"{p}: no windows")
     return WindowDataset(np.asarray(rows, np.float32), np.asarray(labels) == 0 if labelled else None,
-                         str(p), sha256_bytes_of(p), layout="jsonl")
+                         str(p), sha256_bytes_of(p), layout="jsonl",
+                         sources=np.asarray(sources) if any(sources) else None)

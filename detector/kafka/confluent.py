@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import concurrent.futures
 import logging
+import time
 from functools import partial
 from typing import Any
 
@@ -182,6 +183,53 @@ class ConfluentSource:
             self.consumer.close()
 
 
+class ConfluentStateReader:
+    """An assign-mode consumer that reads state partitions from the beginning to their end."""
+
+    def __init__(self, k: KafkaConfig) -> None:
+        neutral = {**settings.connection(k), "group_id": f"{k.group_id}-state-reader",  # librdkafka needs one
+                   "enable_auto_commit": False, "auto_offset_reset": "earliest",
+                   "isolation_level": "read_committed" if k.exactly_once else "read_uncommitted"}
+        with translated("state reader start", *CLIENT_ERRORS):
+            self.consumer = Consumer(settings.render(neutral, "confluent"))
+
+    def partitions(self, topic: str) -> int | None:
+        with translated("state topic metadata", *CLIENT_ERRORS):
+            meta = self.consumer.list_topics(topic, timeout=COMMIT_TIMEOUT_S).topics.get(topic)
+        return None if meta is None or meta.error is not None or not meta.partitions else len(meta.partitions)
+
+    def read(self, topic: str, partitions: set[int]) -> list[InputMessage]:
+        if not partitions:
+            return []
+        out: list[InputMessage] = []
+        with translated("state read", *CLIENT_ERRORS):
+            ends = {p: self.consumer.get_watermark_offsets(KafkaTP(topic, p), timeout=COMMIT_TIMEOUT_S)[1]
+                    for p in partitions}
+            wanted = {p for p, end in ends.items() if end > 0}
+            if not wanted:
+                return out
+            self.consumer.assign([KafkaTP(topic, p, -2) for p in sorted(wanted)])  # -2: from the beginning
+            deadline = time.monotonic() + COMMIT_TIMEOUT_S * 6
+            while True:
+                m: Any
+                for m in self.consumer.consume(500, 0.2):
+                    if m.error() is None:
+                        out.append(InputMessage(m.topic(), m.partition(), m.offset(), m.key(), m.value(), [],
+                                                m.timestamp()[1]))
+                # the position moves past transaction markers too; ends are the last stable offsets (read_committed)
+                if all(tp.offset >= ends[tp.partition] for tp in self.consumer.position(
+                        [KafkaTP(topic, p) for p in wanted])):
+                    break
+                if time.monotonic() > deadline:
+                    raise BrokerError(f"state read: {topic} not read to its end within {COMMIT_TIMEOUT_S * 6:.0f} s")
+            self.consumer.unassign()
+        return out
+
+    def close(self) -> None:
+        with translated("state reader close", *CLIENT_ERRORS):
+            self.consumer.close()
+
+
 class ConfluentSink:
     """A producer with acks=all. Delivery reports are served by `serve()`/`flush()` on the caller's thread."""
 
@@ -191,13 +239,15 @@ class ConfluentSink:
 
     def send(self, record: OutputRecord, on_done: DoneCallback) -> None:
         report = partial(_delivered, record, on_done)
-        headers: Any = record.headers or None
+        extra: dict[str, Any] = {"headers": record.headers or None, "on_delivery": report}
+        if record.partition is not None:
+            extra["partition"] = record.partition
         try:
-            self.producer.produce(record.topic, record.value, record.key, headers=headers, on_delivery=report)
+            self.producer.produce(record.topic, record.value, record.key, **extra)
         except BufferError:  # the local queue is full: serve delivery reports to make room, then try once more
             self.producer.poll(0.1)
             try:
-                self.producer.produce(record.topic, record.value, record.key, headers=headers, on_delivery=report)
+                self.producer.produce(record.topic, record.value, record.key, **extra)
             except (BufferError, *CLIENT_ERRORS) as exc:
                 on_done(record, BrokerError(f"send: {type(exc).__name__}: {exc}"))
         except CLIENT_ERRORS as exc:

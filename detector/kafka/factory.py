@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from detector.config import Config
-from detector.kafka.seams import RebalanceListener, Sink, Source
+from detector.kafka.seams import RebalanceListener, Sink, Source, StateReader
 
 
 def kafka_clients(config: Config, listener: RebalanceListener) -> tuple[Source, Sink]:
@@ -19,3 +19,14 @@ def kafka_clients(config: Config, listener: RebalanceListener) -> tuple[Source, 
 
     sink = kafka_python.TransactionalKafkaSink(k) if k.exactly_once else kafka_python.KafkaSink(k)
     return kafka_python.KafkaSource(k, config.topics.input, listener, config.worker.max_poll_records), sink
+
+
+def state_reader(config: Config) -> StateReader:
+    """A reader of the episode-state topic with the configured client."""
+    if config.kafka.client == "confluent":
+        from detector.kafka import confluent
+
+        return confluent.ConfluentStateReader(config.kafka)
+    from detector.kafka import kafka_python
+
+    return kafka_python.KafkaStateReader(config.kafka)

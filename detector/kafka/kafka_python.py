@@ -132,6 +132,45 @@ class KafkaSource:
             self.consumer.close(autocommit=False)
 
 
+class KafkaStateReader:
+    """An assign-mode consumer (no group) that reads state partitions from the beginning to their end."""
+
+    def __init__(self, k: KafkaConfig) -> None:
+        neutral = {**settings.connection(k), "enable_auto_commit": False, "auto_offset_reset": "earliest",
+                   "isolation_level": "read_committed" if k.exactly_once else "read_uncommitted"}
+        with translated("state reader start", *CLIENT_ERRORS):
+            self.consumer = KafkaConsumer(**settings.render(neutral, "kafka-python"))
+
+    def partitions(self, topic: str) -> int | None:
+        with translated("state topic metadata", *CLIENT_ERRORS):
+            found = self.consumer.partitions_for_topic(topic)
+        return None if not found else len(found)
+
+    def read(self, topic: str, partitions: set[int]) -> list[InputMessage]:
+        if not partitions:
+            return []
+        out: list[InputMessage] = []
+        with translated("state read", *CLIENT_ERRORS):
+            tps = [KafkaTP(topic, p) for p in sorted(partitions)]
+            self.consumer.assign(tps)
+            self.consumer.seek_to_beginning(*tps)
+            ends = self.consumer.end_offsets(tps)  # read_committed: the last stable offset
+            deadline = time.monotonic() + settings.COMMIT_TIMEOUT_S * 6
+            while any(self.consumer.position(tp) < end for tp, end in ends.items()):
+                if time.monotonic() > deadline:
+                    raise BrokerError(f"state read: {topic} not read to its end within "
+                                      f"{settings.COMMIT_TIMEOUT_S * 6:.0f} s")
+                for records in self.consumer.poll(timeout_ms=200).values():
+                    out += [InputMessage(r.topic, r.partition, r.offset, r.key, r.value, [], r.timestamp)
+                            for r in records]
+            self.consumer.unsubscribe()
+        return out
+
+    def close(self) -> None:
+        with translated("state reader close", *CLIENT_ERRORS):
+            self.consumer.close(autocommit=False)
+
+
 class KafkaSink:
     """A producer with acks=all; completion callbacks run on the producer's I/O thread.
 
@@ -155,7 +194,7 @@ class KafkaSink:
             return
         try:
             future = self.producer.send(record.topic, value=record.value, key=record.key,
-                                        headers=record.headers or None)
+                                        headers=record.headers or None, partition=record.partition)
         except CLIENT_ERRORS as exc:  # e.g. metadata unavailable within max_block_ms: report as a failed send
             if isinstance(exc, KafkaTimeoutError):
                 self._unavailable_until[record.topic] = time.monotonic() + self.UNAVAILABLE_BACKOFF_S

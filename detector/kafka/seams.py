@@ -34,7 +34,7 @@ class InputMessage(NamedTuple):
 
 @dataclass(slots=True)
 class OutputRecord:
-    kind: str  # "event" | "score" | "dead_letter"
+    kind: str  # "event" | "score" | "dead_letter" | "episode" | "episode_state"
     topic: str
     key: bytes | None
     value: bytes
@@ -42,6 +42,7 @@ class OutputRecord:
     ref: InputMessage
     attempts: int = 0
     epoch: int = 0  # transaction epoch it was sent in (exactly-once mode): late callbacks of aborted ones are ignored
+    partition: int | None = None  # None: the client's partitioner decides by key
 
 
 DoneCallback = Callable[[OutputRecord, Exception | None], None]
@@ -102,6 +103,18 @@ class Sink(Protocol):
 
     def flush(self, timeout_s: float) -> None:
         """Wait (at most `timeout_s`) for outstanding records to be acknowledged; best effort, never raises."""
+
+    def close(self) -> None: ...
+
+
+class StateReader(Protocol):
+    """Reads compacted state partitions whole, from the beginning to their current end (read_committed when the
+    worker runs exactly-once)."""
+
+    def read(self, topic: str, partitions: set[int]) -> list[InputMessage]: ...
+
+    def partitions(self, topic: str) -> int | None:
+        """How many partitions `topic` has; None if it does not exist."""
 
     def close(self) -> None: ...
 

@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-SCALER_KINDS = ("global_minmax", "channel_standard", "feature_standard", "none")
+SCALER_KINDS = ("global_minmax", "channel_standard", "feature_standard", "window_center", "none")
 CONSTANT_SCALE = 1e-3  # relative to the level of a channel that did not vary in training
 
 
@@ -36,8 +36,16 @@ class Scaler:
     - `global_minmax`: min and max over the whole training data, per channel (the reference recipe for C = 1).
     - `channel_standard`: mean and standard deviation per channel.
     - `feature_standard`: mean and standard deviation per position (every sample of every channel).
+    - `window_center`: each window minus its own mean, per channel, divided by the training spread of such centred
+      values: the model sees shapes, not levels, so a signal that settles at a new level is judged by its shape
+      (the step into the new level is itself an unusual shape, so the change is still flagged once). What this
+      cannot see: a slow drift of the level alone (docs/episodes.md).
     - `none`: identity.
     """
+
+    @property
+    def centers_windows(self) -> bool:
+        return self.kind == "window_center"
 
     kind: str
     params: dict[str, Any] = field(default_factory=dict)
@@ -53,6 +61,11 @@ class Scaler:
             return Scaler(kind, {"min": lo.tolist(), "max": hi.tolist()})
         if kind == "channel_standard":
             return Scaler(kind, {"mean": per_channel.mean(axis=1).tolist(), "std": per_channel.std(axis=1).tolist()})
+        if kind == "window_center":
+            windows = x.reshape(len(x), channels, -1).astype(np.float64)
+            centred = windows - windows.mean(axis=2, keepdims=True)
+            level = np.abs(windows).mean(axis=(0, 2))
+            return Scaler(kind, {"std": centred.std(axis=(0, 2)).tolist(), "level": level.tolist()})
         if kind == "feature_standard":
             mean = x.mean(axis=0)
             std = np.maximum(x.std(axis=0), 1e-6)
@@ -69,6 +82,9 @@ class Scaler:
         if self.kind == "channel_standard":
             mean, std = self._per_channel("mean", channels), self._per_channel("std", channels)
             return self._rows(mean, _safe_scale(std, mean), window)
+        if self.kind == "window_center":  # the offset is each window's own mean, removed after scaling
+            std, level = self._per_channel("std", channels), self._per_channel("level", channels)
+            return self._rows(np.zeros(channels), _safe_scale(std, level), window)
         if self.kind == "feature_standard":
             mean = np.asarray(self.params["mean"], np.float32)
             std = np.asarray(self.params["std"], np.float32)
@@ -94,7 +110,11 @@ class Scaler:
 
     def transform(self, x: np.ndarray, channels: int = 1) -> np.ndarray:
         offset, scale = self.offset_and_scale(x.shape[-1] // channels, channels)
-        return ((x - offset) / scale).astype(np.float32)
+        scaled = ((x - offset) / scale).astype(np.float32)
+        if self.centers_windows:
+            blocks = scaled.reshape(len(scaled), channels, -1)
+            scaled = (blocks - blocks.mean(axis=2, keepdims=True)).reshape(len(scaled), -1)
+        return scaled
 
     def to_dict(self) -> dict[str, Any]:
         return {"kind": self.kind, "params": self.params}

@@ -61,13 +61,21 @@ class Scorer:
         if dtype != torch.float32:
             self.model = self.model.to(dtype)
         offset, scale = scaler.offset_and_scale(window, channels)
+        self.centers = scaler.centers_windows
         self._offset = torch.from_numpy(offset).to(self.device)
         self._inv_scale = torch.from_numpy(1.0 / scale).to(self.device)
+
+    def _scaled(self, x: torch.Tensor) -> torch.Tensor:
+        scaled = (x - self._offset) * self._inv_scale
+        if self.centers:  # window_center: each window on its own mean, per channel
+            blocks = scaled.view(len(scaled), self.channels, self.window)
+            scaled = (blocks - blocks.mean(dim=2, keepdim=True)).view(len(scaled), -1)
+        return scaled
 
     @torch.inference_mode()
     def score_tensor(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Score a raw (unscaled) float32 batch already on `self.device`; returns (scores, errors) there."""
-        scaled = (x - self._offset) * self._inv_scale
+        scaled = self._scaled(x)
         recon = self.model(scaled.to(self.dtype)).float()
         errors = (recon - scaled).abs()
         return errors.mean(dim=1), errors
@@ -79,13 +87,12 @@ class Scorer:
 
     def scale(self, x: np.ndarray) -> np.ndarray:
         """The model's view of raw windows (scaled units)."""
-        return ((self._to_device(x) - self._offset) * self._inv_scale).cpu().numpy()
+        return self._scaled(self._to_device(x)).cpu().numpy()
 
     @torch.inference_mode()
     def reconstruct(self, x: np.ndarray) -> np.ndarray:
         """The model's reconstruction of raw windows, in scaled units."""
-        scaled = (self._to_device(x) - self._offset) * self._inv_scale
-        return self.model(scaled.to(self.dtype)).float().cpu().numpy()
+        return self.model(self._scaled(self._to_device(x)).to(self.dtype)).float().cpu().numpy()
 
     def score(self, x: np.ndarray) -> ScoreResult:
         scores, errors = self.score_tensor(self._to_device(x))

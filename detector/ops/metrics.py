@@ -29,8 +29,12 @@ class WorkerMetrics:
         self.anomaly_channels = Counter("tsad_anomalies_by_channel", "Anomalous windows by the channel carrying "
                                         "the largest share of their reconstruction error", ["channel"],
                                         registry=registry)
+        self.episodes = Counter("tsad_episodes", "Alert-episode records by kind (episode_open, episode_update, "
+                                "episode_close)", ["kind"], registry=registry)
+        self.episodes_active = Gauge("tsad_episodes_active", "Alert episodes open on this worker", registry=registry)
         self.published = Counter("tsad_records_published", "Output records acknowledged by Kafka, by kind: event "
-                                 "(anomaly events), score (all-scores records), dead_letter (refused input)",
+                                 "(anomaly events), score (all-scores records), dead_letter (refused input), episode "
+                                 "(episode records), episode_state (saved episode state)",
                                  ["kind"], registry=registry)
         self.publish_failures = Counter("tsad_publish_failures", "Output sends that failed and were retried",
                                         ["kind"], registry=registry)

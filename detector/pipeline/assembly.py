@@ -8,7 +8,7 @@ from collections.abc import Callable
 from typing import cast
 
 from detector.config import Config
-from detector.kafka.seams import Sink, Source, TransactionalSink
+from detector.kafka.seams import Sink, Source, StateReader, TransactionalSink
 from detector.model.serving import ServingModel
 from detector.ops.consumer_status import ConsumerStatus
 from detector.ops.health import Health
@@ -17,6 +17,7 @@ from detector.pipeline.backpressure import Backpressure
 from detector.pipeline.batching import MicroBatcher
 from detector.pipeline.commits import CommitStrategy, OffsetCommits, TransactionalCommits
 from detector.pipeline.delivery import Delivery
+from detector.pipeline.episode_stage import EpisodeStage
 from detector.pipeline.error_policy import ErrorPolicy
 from detector.pipeline.offsets import OffsetTracker
 from detector.pipeline.processing import BatchProcessor
@@ -25,8 +26,9 @@ from detector.wire.windows import WindowDecoder
 
 
 def build_worker(*, config: Config, source: Source, sink: Sink, model: ServingModel, metrics: WorkerMetrics,
-                 health: Health, clock: Callable[[], float] = time.monotonic,
+                 health: Health, state: StateReader | None = None, clock: Callable[[], float] = time.monotonic,
                  wall: Callable[[], float] = time.time) -> Worker:
+    """`state` reads the episode-state topic; needed unless events.mode is `windows`."""
     batch, worker = config.batch, config.worker
     batcher = MicroBatcher(model.width, batch.max_size, batch.max_wait_ms / 1000.0, clock)
     tracker = OffsetTracker()
@@ -34,17 +36,23 @@ def build_worker(*, config: Config, source: Source, sink: Sink, model: ServingMo
     latencies = Latencies(metrics.end_to_end_seconds)
     delivery = Delivery(sink, tracker, policy, metrics, latencies, clock, wall)
     interval_s = worker.commit_interval_ms / 1000.0
+    episodes = None
+    if config.events.mode != "windows":
+        if state is None:
+            raise ValueError(f"events.mode {config.events.mode!r} needs a reader of the episode-state topic")
+        episodes = EpisodeStage(config, state, metrics, wall)
     commits: CommitStrategy
     if config.kafka.exactly_once:
         commits = TransactionalCommits(source, cast(TransactionalSink, sink), batcher, tracker, delivery, policy,
-                                       metrics, interval_s, worker.shutdown_timeout_s, clock)
+                                       metrics, interval_s, worker.shutdown_timeout_s, clock,
+                                       on_rewind=episodes.load if episodes else None)
     else:
         commits = OffsetCommits(source, tracker, delivery, policy, metrics, interval_s, clock)
     return Worker(
         config=config, source=source,
         decoder=WindowDecoder(model.window, config.input.format, config.input.max_message_bytes, model.channels),
         batcher=batcher, tracker=tracker,
-        processor=BatchProcessor(config, model, tracker, delivery, metrics, latencies, clock, wall),
+        processor=BatchProcessor(config, model, tracker, delivery, metrics, latencies, clock, wall, episodes),
         delivery=delivery, commits=commits, backpressure=Backpressure(source, batch.max_in_flight, metrics),
         status=ConsumerStatus(source, metrics, health, worker.lag_interval_s, clock), policy=policy,
         latencies=latencies, metrics=metrics, health=health, clock=clock, wall=wall,

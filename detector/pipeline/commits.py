@@ -111,9 +111,11 @@ class TransactionalCommits(_IntervalCommits):
 
     def __init__(self, source: Source, sink: TransactionalSink, batcher: MicroBatcher, tracker: OffsetTracker,
                  delivery: Delivery, policy: ErrorPolicy, metrics: WorkerMetrics, interval_s: float,
-                 flush_timeout_s: float, clock: Callable[[], float] = time.monotonic) -> None:
+                 flush_timeout_s: float, clock: Callable[[], float] = time.monotonic,
+                 on_rewind: Callable[[set[TopicPartition]], None] | None = None) -> None:
         super().__init__(source, tracker, delivery, policy, metrics, interval_s, clock)
         self.sink, self.batcher = sink, batcher
+        self.on_rewind = on_rewind  # state kept beside the offsets (episodes) goes back to the last commit too
         self.flush_timeout_s = flush_timeout_s
         self._sent_mark = delivery.sent  # sends counted when the last transaction ended
         self._rewind_pending = False
@@ -163,6 +165,8 @@ class TransactionalCommits(_IntervalCommits):
         self.batcher.drop_partitions(assigned)
         self.tracker.forget(assigned)
         self.source.rewind(assigned)
+        if self.on_rewind is not None:
+            self.on_rewind(assigned)
         self._rewind_pending = False
 
     def finish(self, deadline: float) -> None:

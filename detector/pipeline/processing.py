@@ -18,15 +18,18 @@ from detector.model.serving import ServingModel
 from detector.ops.metrics import Latencies, WorkerMetrics
 from detector.pipeline.batching import Batch
 from detector.pipeline.delivery import Delivery
+from detector.pipeline.episode_stage import EpisodeStage, source_of
 from detector.pipeline.offsets import OffsetTracker
-from detector.wire.records import RecordEncoder
+from detector.wire.records import EncodedRecord, RecordEncoder
 
 
 class BatchProcessor:
     def __init__(self, config: Config, model: ServingModel, tracker: OffsetTracker, delivery: Delivery,
                  metrics: WorkerMetrics, latencies: Latencies, clock: Callable[[], float] = time.monotonic,
-                 wall: Callable[[], float] = time.time) -> None:
+                 wall: Callable[[], float] = time.time, episodes: EpisodeStage | None = None) -> None:
         self.cfg = config
+        self.episodes = episodes  # None: per-window events only (events.mode: windows)
+        self.window_events = config.events.mode in ("windows", "both")
         self.tracker, self.delivery, self.metrics, self.latencies = tracker, delivery, metrics, latencies
         self.clock, self.wall = clock, wall
         self.events_topic = config.topics.events
@@ -39,7 +42,8 @@ class BatchProcessor:
         events = self.cfg.events
         self.encoder = RecordEncoder(model=model.identity.as_dict(), threshold=model.threshold.value,
                                      bounds=segment_bounds(model.window, events.segments), top=events.top_segments,
-                                     all_scores=bool(self.scores_topic), channels=model.channels)
+                                     all_scores=bool(self.scores_topic), channels=model.channels,
+                                     window_events=self.window_events)
         self.metrics.threshold.set(model.threshold.value)
 
     def process(self, batch: Batch) -> None:
@@ -50,26 +54,59 @@ class BatchProcessor:
         self.metrics.batch_size.observe(len(batch))
         self.metrics.scored.inc(len(batch))
         self.metrics.score.observe_many(scores)
-        anomalous = self.model.threshold.is_anomaly(scores)
+        thresholds = self._thresholds(batch)
+        anomalous = np.asarray(scores) > (self.model.threshold.value if thresholds is None else thresholds)
         decided_at = self.wall()  # one clock read per batch: the detection time, and when windows without outputs close
         shares = result.shares(np.flatnonzero(anomalous))
-        records = self.encoder.encode(batch, scores, anomalous, shares, decided_at)
+        records = self.encoder.encode(batch, scores, anomalous, shares, decided_at, thresholds)
+        episode_records: list[tuple[int, OutputRecord]] = []
         if len(shares):
             self._count_channels(shares)
-        outputs = anomalous.astype(np.int64) + (1 if self.scores_topic else 0)
+        if self.episodes is not None:
+            applied = self.model.threshold.value if thresholds is None else thresholds
+            ratios = np.asarray(scores, dtype=np.float64) / np.maximum(applied, 1e-12)
+            episode_records = self.episodes.process(batch, scores, ratios, anomalous, self.encoder.segments(shares),
+                                                    self.model, decided_at)
+        self._close_inputs(batch, anomalous, episode_records, decided_at)
+        self._send(batch, records, episode_records, anomalous)
+
+    def _thresholds(self, batch: Batch) -> np.ndarray | None:
+        """Per-window thresholds when the bundle calibrated some per source; None: one threshold for all."""
+        if not self.model.threshold.per_source:
+            return None
+        return self.model.threshold.for_sources([source_of(batch, i) for i in range(len(batch))])
+
+    def _close_inputs(self, batch: Batch, anomalous: np.ndarray, episode_records: list[tuple[int, OutputRecord]],
+                      decided_at: float) -> None:
+        """Each window is processed: it now waits for its outputs' acknowledgements (or is safe at once)."""
+        outputs = (anomalous.astype(np.int64) if self.window_events else np.zeros(len(batch), np.int64)) + (
+            1 if self.scores_topic else 0)
+        for i, _ in episode_records:
+            outputs[i] += 1
         processed = self.tracker.processed
         self.latencies.closed_many(decided_at, [processed(m.tp, m.offset, n)
                                                 for m, n in zip(batch.messages, outputs.tolist(), strict=True)])
+
+    def _send(self, batch: Batch, records: list[EncodedRecord], episode_records: list[tuple[int, OutputRecord]],
+              anomalous: np.ndarray) -> None:
         by_source: dict[str, int] = {}
         send, events_topic, scores_topic = self.delivery.send, self.events_topic, self.scores_topic
+        window_events = self.window_events
         for r in records:
             message = batch.messages[r.position]
             key = r.source.encode()
             if r.anomaly:
                 by_source[r.source] = by_source.get(r.source, 0) + 1
-                send(OutputRecord("event", events_topic, key, r.value, [], message))
+                if window_events:
+                    send(OutputRecord("event", events_topic, key, r.value, [], message))
             if scores_topic:
                 send(OutputRecord("score", scores_topic, key, r.value, [], message))
+        for _, record in episode_records:
+            send(record)
+        if not window_events and not scores_topic:  # no per-window records: count the anomalies by their source
+            for i in np.flatnonzero(anomalous).tolist():
+                source = source_of(batch, i)
+                by_source[source] = by_source.get(source, 0) + 1
         self.metrics.count_anomalies(by_source)
 
     def _count_channels(self, shares: np.ndarray) -> None:

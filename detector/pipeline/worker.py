@@ -59,6 +59,7 @@ class Worker:
 
     def step(self) -> None:
         self.commits.recover()
+        self._load_pending_state()
         self.delivery.collect()
         self.commits.handle_failed_sends()
         self.backpressure.update(self.tracker.in_flight)
@@ -81,6 +82,16 @@ class Worker:
         self.commits.commit()
         self.status.refresh()
         self.health.loop_ran()
+
+    def _load_pending_state(self) -> None:
+        episodes = self.processor.episodes
+        if episodes is None or not episodes.pending:
+            return
+        pending = episodes.pending & self.source.assignment()
+        episodes.load(pending)  # raises BrokerError while the state topic cannot be read
+        episodes.pending = set()
+        if not self.backpressure.active:
+            self.source.resume(pending)
 
     def drain(self, deadline: float) -> None:
         """Stop taking input; score what is buffered; wait for every output; commit. Called on shutdown."""
@@ -123,6 +134,8 @@ class Worker:
         self.commits.commit(force=True)
         dropped = self.tracker.forget(partitions)
         self.commits.forget(partitions)
+        if self.processor.episodes is not None:
+            self.processor.episodes.forget(partitions)
         self.backpressure.revoked(partitions)
         self.status.forget(partitions)
         log.info("partitions revoked: %s (%d unfinished windows left to the next owner)", sorted(partitions),
@@ -130,5 +143,14 @@ class Worker:
 
     def on_assigned(self, partitions: set[TopicPartition]) -> None:
         self.backpressure.assigned(partitions)
+        episodes = self.processor.episodes
+        if episodes is not None and partitions:  # state first: no window of these partitions before it is read
+            try:
+                episodes.load(partitions)
+            except BrokerError as exc:  # read it before the next poll; until then nothing of them is fetched
+                log.warning("episode state of %s not read (%s); those partitions wait for it", sorted(partitions),
+                            exc)
+                episodes.pending |= partitions
+                self.source.pause(partitions)
         self.status.assigned(len(self.source.assignment()) if partitions else 0)
         log.info("partitions assigned: %s", sorted(partitions))

@@ -49,19 +49,26 @@ class RecordEncoder:
     """Builds the JSON records of a scored batch: events for anomalies, and score records for all when asked."""
 
     def __init__(self, *, model: Mapping[str, str], threshold: float, bounds: list[tuple[int, int]], top: int,
-                 all_scores: bool, channels: Sequence[str] = ("value",)) -> None:
+                 all_scores: bool, channels: Sequence[str] = ("value",), window_events: bool = True) -> None:
         self.model = model
         self.threshold = threshold
         self.bounds = bounds  # of one channel's segments; shares come as channel-major blocks of them
         self.channels = tuple(channels)
         self.top = top
         self.all_scores = all_scores
+        self.window_events = window_events  # a record per anomalous window (else only score records, if any)
         self._threshold_r = round(threshold, 6)
 
     def encode(self, batch: WindowColumns, scores: np.ndarray, anomalous: np.ndarray, shares: np.ndarray,
-               detected_at: float) -> list[EncodedRecord]:
-        """Records for the batch; `shares` holds the segment shares of the anomalous windows only, in order."""
-        positions = np.arange(len(batch)) if self.all_scores else np.flatnonzero(anomalous)
+               detected_at: float, thresholds: np.ndarray | None = None) -> list[EncodedRecord]:
+        """Records for the batch; `shares` holds the segment shares of the anomalous windows only, in order;
+        `thresholds`, when given, is the threshold each window was decided with (per-source calibration)."""
+        if self.all_scores:
+            positions = np.arange(len(batch))
+        elif self.window_events:
+            positions = np.flatnonzero(anomalous)
+        else:
+            return []
         if not len(positions):
             return []
         chosen = positions.tolist()
@@ -71,7 +78,13 @@ class RecordEncoder:
         detection_time = iso_times(np.array([detected_at]))[0]
         picked = np.asarray(scores, dtype=np.float64)[positions]
         rounded = np.round(picked, 6).tolist()
-        ratios = np.round(picked / self.threshold, 4).tolist() if self.threshold > 0 else [None] * len(chosen)
+        if thresholds is None:
+            ratios = np.round(picked / self.threshold, 4).tolist() if self.threshold > 0 else [None] * len(chosen)
+            applied: list[float] = [self._threshold_r] * len(chosen)
+        else:
+            used = np.asarray(thresholds, dtype=np.float64)[positions]
+            ratios = np.round(picked / np.maximum(used, 1e-12), 4).tolist()
+            applied = np.round(used, 6).tolist()
         flags = anomalous[positions].tolist()
         segments = self._segments(shares, flags)
         out = []
@@ -87,7 +100,7 @@ class RecordEncoder:
                 "detection_time": detection_time,
                 "anomaly": flags[j],
                 "score": rounded[j],
-                "threshold": self._threshold_r,
+                "threshold": applied[j],
                 "ratio": ratios[j],
                 "model": self.model,
             }
@@ -95,6 +108,10 @@ class RecordEncoder:
                 record["segments"] = segments[j]
             out.append(EncodedRecord(i, source, flags[j], orjson.dumps(record)))
         return out
+
+    def segments(self, shares: np.ndarray) -> list[list[dict[str, Any]] | None]:
+        """The top segments of each window whose shares are given (one row each), as events list them."""
+        return self._segments(shares, [True] * len(shares))
 
     def _segments(self, shares: np.ndarray, flags: list[bool]) -> list[list[dict[str, Any]] | None]:
         """The `top` segments carrying the largest share of each anomalous window's error, largest first; with

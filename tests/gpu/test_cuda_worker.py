@@ -10,7 +10,7 @@ import pytest
 import torch
 from prometheus_client import CollectorRegistry
 
-from detector.config import BatchConfig, Config, InputConfig, TopicsConfig
+from detector.config import BatchConfig, Config, EventsConfig, InputConfig, TopicsConfig
 from detector.kafka.seams import InputMessage
 from detector.model.architectures import build_model
 from detector.model.scaler import Scaler
@@ -72,6 +72,7 @@ def test_worker_runs_on_cuda_and_reports_throughput() -> None:
     rng = np.random.default_rng(2)
     payloads = [encode_f32(v) for v in rng.normal(size=(n, 140)).astype(np.float32)]
     config = Config(topics=TopicsConfig(input="in", events="ev", dead_letter="dlq"), input=InputConfig(format="f32"),
+                    events=EventsConfig(mode="windows"),
                     batch=BatchConfig(max_size=1024, max_wait_ms=5, max_in_flight=8192))
     source, sink = MemorySource(), MemorySink()
     source.add([InputMessage("in", i % 4, i // 4, b"s", p, [], 0) for i, p in enumerate(payloads)])

@@ -18,6 +18,7 @@ def test_demo_runs_end_to_end(kafka) -> None:  # the fixture only proves Java/Ma
     summary = json.loads(proc.stdout.strip().splitlines()[-1])
     assert summary["windows"] == summary["scored"] == 400
     assert summary["dead_lettered"] == 3
+    assert 0 < summary["episodes"] < summary["anomalies_flagged"]  # alert episodes, fewer than anomalous windows
     assert summary["precision"] > 0.6 and summary["recall"] > 0.6
     assert "metrics at http://127.0.0.1:" in proc.stderr
     # triton (imported by torch.optim's dynamo guard while training) reports objects still frozen by the worker's

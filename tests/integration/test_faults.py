@@ -80,3 +80,21 @@ def test_unavailable_output_pauses_input_and_loses_nothing(client_env) -> None:
 def test_corrupted_bundle_refuses_to_start_and_commits_nothing(env) -> None:
     r = corrupt_bundle(env)
     assert r.outputs == 0
+
+
+@pytest.mark.parametrize("client", ["kafka-python", "confluent"])
+@pytest.mark.parametrize("exactly_once", [False, True], ids=["at-least-once", "exactly-once"])
+def test_kill9_mid_incident_keeps_one_episode_and_its_close(kafka, sample_bundle, tmp_path: Path, client: str,
+                                                           exactly_once: bool) -> None:
+    from episode_faults import kill_mid_incident
+
+    env = FaultEnv(kafka, sample_bundle, tmp_path, seed=21, client=client)
+    try:
+        r = kill_mid_incident(env, exactly_once, kills=2)
+    finally:
+        env.cleanup()
+    print("\n" + r.row())
+    assert r.episodes_for_incidents == r.incidents  # one episode per incident ...
+    assert r.second_episodes == 0 and r.missing_closes == 0  # ... never two, and every close arrived
+    if exactly_once:
+        assert r.repeated_records == 0  # read_committed: exactly one open and one close per episode

@@ -49,9 +49,9 @@ def test_a_skab_experiment_through_the_worker(kafka, new_topic, workers, skab_di
     topics = {"input": new_topic("skab-in", 2), "events": new_topic("skab-ev"), "dead_letter": new_topic("skab-dlq"),
               "scores": new_topic("skab-sc")}
     worker = workers(kafka.bootstrap, skab_bundle, topics, group=f"g-skab-{client}", kafka={"client": client},
-                     input={"format": "auto"}).start()
+                     input={"format": "auto"}, events={"mode": "both"}).start()
     worker.wait_ready()
-    records = list(series_records(str(skab_dir / "valve1" / "0.csv"), WINDOW, 1))
+    records = list(series_records(str(skab_dir / "valve1" / "0.csv"), WINDOW, 1, source="valve1-0"))
     poison = _poison(bundle.channels)
     producer = KafkaProducer(bootstrap_servers=kafka.bootstrap, acks="all", linger_ms=5)
     replay(records[: len(records) // 2], producer, topics["input"], "json")
@@ -68,8 +68,12 @@ def test_a_skab_experiment_through_the_worker(kafka, new_topic, workers, skab_di
         np.array([r.values for r in records], np.float32)).scores
     expected = {r.id for r, s in zip(records, offline, strict=True) if s > bundle.threshold.value}
     assert 0 < len(expected) < len(records)
-    events = read_topic(kafka.bootstrap, topics["events"], len(expected), timeout=30)
+    records = read_topic(kafka.bootstrap, topics["events"], len(expected) + 2, timeout=30)
+    events = [m for m in records if "episode_id" not in json.loads(m.value)]
+    episodes = [json.loads(m.value) for m in records if "episode_id" in json.loads(m.value)]
     assert {json.loads(m.value)["input"]["window_id"] for m in events} == expected
+    assert episodes and episodes[0]["type"] == "episode_open" and episodes[0]["source"] == "valve1-0"
+    assert all(s["channel"] in bundle.channels for e in episodes for s in e["segments"] or [])
     for m in events:
         event = json.loads(m.value)
         np.testing.assert_allclose(event["score"], by_id[event["input"]["window_id"]]["score"], rtol=1e-6)

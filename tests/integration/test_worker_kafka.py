@@ -57,7 +57,8 @@ def test_events_scores_dead_letters_metrics_and_clean_shutdown(kafka, new_topic,
     topics = _topics(new_topic, partitions=2)
     records = list(read_stream(SAMPLES / "ecg_stream.jsonl"))
     group = f"g-main-{client['client']}"
-    worker = workers(kafka.bootstrap, sample_bundle, topics, group=group, kafka=client).start()
+    worker = workers(kafka.bootstrap, sample_bundle, topics, group=group, kafka=client,
+                     events={"mode": "windows"}).start()  # a record per anomalous window (episodes: own tests)
     worker.wait_ready()
     assert _produce(kafka.bootstrap, topics["input"], records, poison=POISON) == len(records)
 

@@ -10,7 +10,7 @@ import numpy as np
 from prometheus_client import CollectorRegistry
 from test_worker import Clock, W, msg, zero_model
 
-from detector.config import BatchConfig, Config, KafkaConfig, TopicsConfig, WorkerConfig
+from detector.config import BatchConfig, Config, EventsConfig, KafkaConfig, TopicsConfig, WorkerConfig
 from detector.kafka.seams import BrokerError
 from detector.ops.health import Health
 from detector.ops.metrics import WorkerMetrics
@@ -22,7 +22,7 @@ def make(auto_ack: bool = True):
     config = Config(kafka=KafkaConfig(exactly_once=True),
                     topics=TopicsConfig(input="in", events="ev", dead_letter="dlq", scores="sc"),
                     batch=BatchConfig(max_size=4, max_wait_ms=0, max_in_flight=64),
-                    worker=WorkerConfig(commit_interval_ms=0))
+                    events=EventsConfig(mode="windows"), worker=WorkerConfig(commit_interval_ms=0))
     source = MemorySource()
     sink = MemoryTransactionalSink(auto_ack=auto_ack, source=source)
     registry = CollectorRegistry()

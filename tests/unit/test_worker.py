@@ -56,7 +56,7 @@ def make(max_size=4, max_wait_ms=20.0, max_in_flight=64, scores_topic=None, auto
     config = Config(
         topics=TopicsConfig(input="in", events="ev", dead_letter="dlq", scores=scores_topic),
         batch=BatchConfig(max_size=max_size, max_wait_ms=max_wait_ms, max_in_flight=max_in_flight),
-        events=EventsConfig(segments=10, top_segments=3),
+        events=EventsConfig(mode="windows", segments=10, top_segments=3),
         worker=WorkerConfig(commit_interval_ms=commit_ms, lag_interval_s=1.0),
     )
     registry = CollectorRegistry()
@@ -281,7 +281,8 @@ def test_multichannel_windows_through_the_loop() -> None:
     L = 20
     config = Config(topics=TopicsConfig(input="in", events="ev", dead_letter="dlq"),
                     batch=BatchConfig(max_size=8, max_wait_ms=0, max_in_flight=64),
-                    events=EventsConfig(segments=4, top_segments=2), worker=WorkerConfig(commit_interval_ms=0))
+                    events=EventsConfig(mode="windows", segments=4, top_segments=2),
+                    worker=WorkerConfig(commit_interval_ms=0))
     model = ServingModel(ModelIdentity("pump", "1"),
                          BatchScorer(Scorer(ZeroModel(), Scaler("none"), L, channels=3), 8, 4),
                          Threshold(0.5, "mean_std"), L, channels=channels)

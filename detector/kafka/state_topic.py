@@ -1,0 +1,48 @@
+"""The episode-state topic must have exactly the input's partition count (a source's state lives in the partition
+number its windows arrive on). The worker checks that at start-up and creates the topic, compacted, if it is missing
+(where ACLs forbid that, create it beforehand; docs/episodes.md)."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+
+from kafka import KafkaAdminClient
+from kafka.admin import NewTopic
+from kafka.errors import KafkaError, TopicAlreadyExistsError
+
+from detector.config import Config, ConfigError
+from detector.kafka import settings
+from detector.kafka.seams import StateReader, translated
+
+log = logging.getLogger("tsad.kafka")
+
+
+def ensure_state_topic(config: Config, reader: StateReader) -> None:
+    """Raises ConfigError when the partition counts differ (or the input is missing), BrokerError on client trouble."""
+    topics = config.topics
+    inputs = reader.partitions(topics.input)
+    if inputs is None:
+        raise ConfigError(f"topics.input: topic {topics.input!r} does not exist; the episode-state topic "
+                          f"{topics.state_topic!r} needs its partition count (create the input topic first)")
+    existing = reader.partitions(topics.state_topic)
+    if existing is None:
+        _create(config, topics.state_topic, inputs)
+        log.info("created the episode-state topic %s (%d partitions, compacted)", topics.state_topic, inputs)
+        return
+    if existing != inputs:
+        raise ConfigError(f"topics.episode_state: {topics.state_topic!r} has {existing} partitions, the input "
+                          f"{topics.input!r} has {inputs}; they must match (recreate the state topic)")
+
+
+def _create(config: Config, name: str, partitions: int) -> None:
+    options = settings.render(settings.connection(config.kafka), "kafka-python")
+    with translated("create the episode-state topic", KafkaError, AssertionError):
+        admin = KafkaAdminClient(**options)
+        try:
+            with contextlib.suppress(TopicAlreadyExistsError):
+                admin.create_topics([NewTopic(name, partitions, topic_configs={"cleanup.policy": "compact"})])
+        finally:
+            admin.close()
+
+

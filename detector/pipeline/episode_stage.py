@@ -1,0 +1,121 @@
+"""Episodes in the worker: the tracker fed from scored batches, its records and its state on Kafka.
+
+Where episode state lives: a compacted topic (`topics.episode_state`) keyed by source, with as many partitions as
+the input; a source's state goes to the partition number its windows arrive on, so the worker that owns an input
+partition owns that state partition too. A state record is an output of the last window of its source in the
+batch: at-least-once commits that window only once its state is acknowledged, and exactly-once commits the state
+in the same transaction as the window's other outputs and its offset. On assignment (and after an aborted
+transaction) the worker reads the state partitions whole; a window re-read after a crash is recognised by its
+offset and changes nothing, so an incident never opens a second episode and its close is never lost.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import numpy as np
+import orjson
+
+from detector.config import Config
+from detector.kafka.seams import InputMessage, OutputRecord, StateReader, TopicPartition
+from detector.model.serving import ServingModel
+from detector.ops.metrics import WorkerMetrics
+from detector.pipeline.batching import Batch
+from detector.pipeline.episodes import EpisodePolicy, EpisodeRecord, EpisodeTracker, SourceState, WindowVerdict
+from detector.wire.records import iso_times
+
+
+def source_of(batch: Batch, i: int) -> str:
+    """The window's source: named in the payload, else the Kafka key (as event records say)."""
+    m = batch.messages[i]
+    return batch.sources[i] or (m.key.decode("utf-8", errors="replace") if m.key else "unknown")
+
+
+class EpisodeStage:
+    def __init__(self, config: Config, reader: StateReader, metrics: WorkerMetrics,
+                 wall: Callable[[], float] = time.time) -> None:
+        e = config.episodes
+        self.tracker = EpisodeTracker(EpisodePolicy(e.open_k, e.open_n, e.close_ratio, e.quiet_windows,
+                                                    e.cooldown_windows, e.update_interval_s))
+        self.events_topic, self.state_topic = config.topics.events, config.topics.state_topic
+        self.reader, self.metrics, self.wall = reader, metrics, wall
+        self._counts = {kind: metrics.episodes.labels(kind=kind)
+                        for kind in ("episode_open", "episode_update", "episode_close")}
+        self.pending: set[TopicPartition] = set()  # assigned partitions whose state could not be read yet
+
+    def process(self, batch: Batch, scores: np.ndarray, ratios: np.ndarray, anomalous: np.ndarray,
+                segments: Sequence[list[dict[str, Any]] | None], model: ServingModel,
+                decided_at: float) -> list[tuple[int, OutputRecord]]:
+        """(position in the batch, record) for every episode and state record this batch produces; `segments`
+        is aligned with the anomalous windows."""
+        candidates = np.flatnonzero(anomalous).tolist()
+        by_position = dict(zip(candidates, segments, strict=True))
+        if self.tracker.active:  # an episode is open (or about to): its quiet windows count too
+            needs = self.tracker.needs
+            candidates = [i for i in range(len(batch)) if i in by_position or needs(source_of(batch, i))]
+        if not candidates:
+            return []
+        kafka_ts = [batch.messages[i].timestamp_ms / 1000.0 for i in candidates]
+        event_times = [t if t is not None else k for t, k in zip((batch.ts[i] for i in candidates), kafka_ts,
+                                                                   strict=True)]
+        records: list[tuple[int, EpisodeRecord]] = []
+        last_of: dict[str, int] = {}
+        for i, t in zip(candidates, event_times, strict=True):
+            m, source = batch.messages[i], source_of(batch, i)
+            verdict = WindowVerdict(source, m.partition, m.offset, t, float(scores[i]), float(ratios[i]),
+                                    by_position.get(i))
+            records += [(i, r) for r in self.tracker.apply(verdict, decided_at)]
+            last_of[source] = i
+        return self._episode_records(batch, records, model, decided_at) + self._state_records(batch, last_of)
+
+    def _episode_records(self, batch: Batch, records: list[tuple[int, EpisodeRecord]], model: ServingModel,
+                         decided_at: float) -> list[tuple[int, OutputRecord]]:
+        if not records:
+            return []
+        stamps = sorted({t for _, r in records for t in (r.episode.start_time, r.episode.end_time)})
+        times = dict(zip(stamps, iso_times(np.array(stamps, dtype=np.float64)), strict=True))
+        detected = iso_times(np.array([decided_at]))[0]
+        out = []
+        for i, r in records:
+            self._counts[r.kind].inc()
+            threshold = model.threshold.per_source.get(r.episode.source, model.threshold.value)
+            body = r.body(times, detected, model.identity.as_dict(), threshold)
+            out.append((i, OutputRecord("episode", self.events_topic, r.episode.source.encode(),
+                                        orjson.dumps(body), [], batch.messages[i])))
+        self.metrics.episodes_active.set(self.tracker.open_episodes)
+        return out
+
+    def _state_records(self, batch: Batch, last_of: dict[str, int]) -> list[tuple[int, OutputRecord]]:
+        out = []
+        for source, state in self.tracker.take_dirty().items():
+            i = last_of[source]
+            message = batch.messages[i]
+            out.append((i, OutputRecord("episode_state", self.state_topic, source.encode(),
+                                        orjson.dumps(state.to_dict()), [], message, partition=message.partition)))
+        return out
+
+    def load(self, partitions: set[TopicPartition]) -> None:
+        """Read the state of every source of these input partitions (on assignment, after an abort)."""
+        numbers = {p for _, p in partitions}
+        self.tracker.drop_partitions(numbers)
+        for m in self.reader.read(self.state_topic, numbers):
+            if m.key is None:
+                continue
+            source = m.key.decode("utf-8", errors="replace")
+            if m.value:
+                self.tracker.put(source, SourceState.from_dict(orjson.loads(m.value)))
+            else:
+                self.tracker.drop_sources({source})
+        self.metrics.episodes_active.set(self.tracker.open_episodes)
+
+    def forget(self, partitions: set[TopicPartition]) -> None:
+        self.pending -= partitions
+        self.tracker.drop_partitions({p for _, p in partitions})
+        self.metrics.episodes_active.set(self.tracker.open_episodes)
+
+
+def state_of(message: InputMessage) -> SourceState:
+    """A state record's value, as `load` reads it (for tests and tools)."""
+    return SourceState.from_dict(orjson.loads(message.value or b"{}"))

@@ -1,0 +1,196 @@
+"""Alert episodes: per source, one incident is one episode, not hundreds of per-window events.
+
+Deciding stays the threshold's job; this turns a source's stream of window verdicts into episodes:
+
+- an episode **opens** when `open_k` of the source's last `open_n` windows cross the threshold (ratio > 1) and no
+  cooldown is running;
+- it **stays open** while windows keep crossing the lower closing level (`close_ratio` × threshold: hysteresis,
+  so a score hovering at the threshold does not flap);
+- it **closes** after `quiet_windows` consecutive windows below the closing level; then `cooldown_windows` more
+  windows must pass before the source can open a new one.
+
+Records: `episode_open`, `episode_update` (at most one per `update_interval_s` per episode, and only when its peak
+grew by a quarter since the last record) and `episode_close`, each with the episode id, source, start/end event
+times, peak score and ratio, window count and the segments (channels) of the peak window.
+
+Replays are harmless: each source remembers the input offset of the last window it applied (windows of one source
+share a partition), and a window at or below it — re-read after a crash or a rebalance — changes nothing. An
+episode's id is derived from the window that opened it, so a re-emitted record carries the same id.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass, field, replace
+from typing import Any
+
+UPDATE_GROWTH = 1.25  # an update is worth sending when the peak grew by a quarter since the last record
+
+
+@dataclass(frozen=True)
+class EpisodePolicy:
+    open_k: int = 1
+    open_n: int = 1
+    close_ratio: float = 0.8
+    quiet_windows: int = 50
+    cooldown_windows: int = 0
+    update_interval_s: float = 60.0
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.open_k <= self.open_n <= 64:
+            raise ValueError(f"episodes: need 1 <= open_k <= open_n <= 64, got {self.open_k} of {self.open_n}")
+        if not 0.0 < self.close_ratio <= 1.0:
+            raise ValueError(f"episodes: close_ratio must be in (0, 1], got {self.close_ratio}")
+        if self.quiet_windows < 1 or self.cooldown_windows < 0 or self.update_interval_s < 0:
+            raise ValueError("episodes: quiet_windows >= 1, cooldown_windows >= 0, update_interval_s >= 0")
+
+
+@dataclass
+class Episode:
+    id: str
+    source: str
+    start_time: float  # event time of the window that opened it
+    end_time: float  # event time of the last window that still crossed the closing level
+    peak_score: float
+    peak_ratio: float
+    windows: int  # windows from the opening one to the last one that crossed the closing level
+    segments: list[dict[str, Any]] | None  # where the peak window's error sat
+    opened_at: float  # detection (wall) time of the open
+    last_update: float = 0.0
+    reported_peak: float = 0.0  # peak ratio of the last record sent
+
+
+@dataclass
+class SourceState:
+    """Everything an episode decision needs about one source; small, and saved in the episode-state topic."""
+
+    last_offset: int = -1
+    partition: int = -1  # the input partition the source's windows arrive on
+    recent: int = 0  # bit i: the i-th most recent window crossed the threshold
+    quiet: int = 0  # consecutive windows below the closing level while an episode is open
+    cooldown: int = 0  # windows still to pass before a new episode may open
+    episode: Episode | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @staticmethod
+    def from_dict(data: dict[str, Any]) -> SourceState:
+        episode = data.get("episode")
+        return SourceState(int(data["last_offset"]), int(data.get("partition", -1)), int(data["recent"]),
+                           int(data["quiet"]), int(data["cooldown"]), None if episode is None else Episode(**episode))
+
+
+@dataclass(frozen=True)
+class WindowVerdict:
+    source: str
+    partition: int
+    offset: int
+    event_time: float
+    score: float
+    ratio: float  # score / threshold
+    segments: list[dict[str, Any]] | None = None  # for windows above the threshold
+
+
+@dataclass(frozen=True)
+class EpisodeRecord:
+    kind: str  # episode_open | episode_update | episode_close
+    episode: Episode  # a snapshot: the episode as it was when the record was made
+    window: WindowVerdict  # the window whose arrival produced the record (its input offset guards it)
+
+    def body(self, times: dict[float, str], detected_at: str, model: dict[str, str],
+             threshold: float) -> dict[str, Any]:
+        """The record as JSON-able fields; `times` maps event times (epoch seconds) to their ISO-8601 text."""
+        e = self.episode
+        return {"schema": 1, "type": self.kind, "id": f"{e.id}/{self.kind}/{self.window.offset}",
+                "episode_id": e.id, "source": e.source, "start_time": times[e.start_time],
+                "end_time": times[e.end_time] if self.kind == "episode_close" else None,
+                "last_time": times[e.end_time], "peak_score": round(e.peak_score, 6),
+                "peak_ratio": round(e.peak_ratio, 4), "windows": e.windows, "segments": e.segments,
+                "detection_time": detected_at, "model": model, "threshold": round(threshold, 6)}
+
+
+@dataclass
+class EpisodeTracker:
+    """Episode state for every source this worker owns; `apply` feeds one window at a time, in offset order."""
+
+    policy: EpisodePolicy = field(default_factory=EpisodePolicy)
+    states: dict[str, SourceState] = field(default_factory=dict)
+    dirty: set[str] = field(default_factory=set)  # sources whose state changed since `take_dirty`
+    active: set[str] = field(default_factory=set)  # sources whose quiet windows still change their state
+
+    def __post_init__(self) -> None:
+        self.active = {s for s, st in self.states.items() if _live(st)}
+
+    @property
+    def open_episodes(self) -> int:
+        return sum(1 for s in self.states.values() if s.episode is not None)
+
+    def needs(self, source: str) -> bool:
+        """Whether a window of `source` that does not cross the threshold still changes its state."""
+        return source in self.active
+
+    def put(self, source: str, state: SourceState) -> None:
+        self.states[source] = state
+        (self.active.add if _live(state) else self.active.discard)(source)
+
+    def apply(self, w: WindowVerdict, now: float) -> Iterator[EpisodeRecord]:
+        state = self.states.setdefault(w.source, SourceState())
+        yield from self._apply(state, w, now)
+        (self.active.add if _live(state) else self.active.discard)(w.source)
+
+    def _apply(self, state: SourceState, w: WindowVerdict, now: float) -> Iterator[EpisodeRecord]:
+        if w.offset <= state.last_offset:
+            return  # re-read after a crash or a rebalance: already applied
+        state.last_offset, state.partition = w.offset, w.partition
+        crossed = w.ratio > 1.0
+        if crossed or state.episode is not None or state.recent or state.cooldown:
+            self.dirty.add(w.source)
+        p = self.policy
+        state.recent = ((state.recent << 1) | crossed) & ((1 << p.open_n) - 1)
+        episode = state.episode
+        if episode is None:
+            if state.cooldown:
+                state.cooldown -= 1
+            elif crossed and bin(state.recent).count("1") >= p.open_k:
+                state.episode = Episode(f"{w.source}@{w.partition}:{w.offset}", w.source, w.event_time,
+                                        w.event_time, w.score, w.ratio, 1, w.segments, now, now, w.ratio)
+                state.quiet = 0
+                yield EpisodeRecord("episode_open", replace(state.episode), w)
+            return
+        if w.ratio > p.close_ratio:
+            episode.windows += 1 + state.quiet  # the dip it just came back from is part of the episode
+            state.quiet = 0
+            episode.end_time = w.event_time
+            if w.score > episode.peak_score:
+                episode.peak_score, episode.peak_ratio = w.score, w.ratio
+                episode.segments = w.segments or episode.segments
+            grown = episode.peak_ratio >= UPDATE_GROWTH * episode.reported_peak
+            if grown and now - episode.last_update >= p.update_interval_s:
+                episode.last_update, episode.reported_peak = now, episode.peak_ratio
+                yield EpisodeRecord("episode_update", replace(episode), w)
+            return
+        state.quiet += 1
+        if state.quiet >= p.quiet_windows:
+            state.episode, state.quiet, state.cooldown, state.recent = None, 0, p.cooldown_windows, 0
+            yield EpisodeRecord("episode_close", episode, w)
+
+    def take_dirty(self) -> dict[str, SourceState]:
+        """The states changed since the last call (to be saved), by source."""
+        out = {source: self.states[source] for source in self.dirty if source in self.states}
+        self.dirty = set()
+        return out
+
+    def drop_partitions(self, partitions: set[int]) -> None:
+        """Forget the sources of input partitions given up (their next owner loads them from the state topic)."""
+        self.drop_sources({s for s, st in self.states.items() if st.partition in partitions})
+
+    def drop_sources(self, sources: set[str]) -> None:
+        for source in sources:
+            self.states.pop(source, None)
+            self.dirty.discard(source)
+            self.active.discard(source)
+
+
+def _live(state: SourceState) -> bool:
+    return state.episode is not None or state.recent != 0 or state.cooldown > 0

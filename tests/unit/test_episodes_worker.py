@@ -1,0 +1,151 @@
+"""Episodes through the worker loop on in-memory seams: one incident is one open and one close, state is saved with
+the outputs, and a restart or an aborted transaction neither opens a second episode nor loses the close."""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+
+import numpy as np
+from prometheus_client import CollectorRegistry
+from test_worker import W, msg, zero_model
+
+from detector.config import BatchConfig, Config, EpisodesConfig, EventsConfig, KafkaConfig, TopicsConfig, WorkerConfig
+from detector.kafka.seams import BrokerError
+from detector.ops.health import Health
+from detector.ops.metrics import WorkerMetrics
+from detector.pipeline.assembly import build_worker
+from detector.testing import MemorySink, MemorySource, MemoryStateReader, MemoryTransactionalSink
+
+HOT = np.full(W, 3.0)  # score 3.0 against a threshold of 0.5: ratio 6
+QUIET = np.zeros(W)
+
+
+def config(mode: str = "episodes", exactly_once: bool = False, scores: str | None = None) -> Config:
+    return Config(kafka=KafkaConfig(exactly_once=exactly_once),
+                  topics=TopicsConfig(input="in", events="ev", dead_letter="dlq", scores=scores, episode_state="st"),
+                  batch=BatchConfig(max_size=4, max_wait_ms=0, max_in_flight=1000),
+                  events=EventsConfig(mode=mode), episodes=EpisodesConfig(quiet_windows=3, update_interval_s=1e9),
+                  worker=WorkerConfig(commit_interval_ms=0))
+
+
+def build(cfg: Config, source: MemorySource, sink: MemorySink, state_sink: MemorySink | None = None):
+    registry = CollectorRegistry()
+    worker = build_worker(config=cfg, source=source, sink=sink, model=zero_model(4), metrics=WorkerMetrics(registry),
+                          health=Health(), state=MemoryStateReader(state_sink or sink), wall=lambda: 1_700_000_100.0)
+    source.listener = worker
+    return worker, registry
+
+
+def stream(pattern: list[np.ndarray], start: int = 0, partition: int = 0) -> list:
+    return [msg(start + i, values, partition=partition, key=b"pump") for i, values in enumerate(pattern)]
+
+
+INCIDENT = [QUIET] * 3 + [HOT, HOT, QUIET, HOT] + [QUIET] * 5  # one incident with a dip inside it
+
+
+def episode_records(records) -> list[dict]:
+    return [json.loads(r.value) for r in records if r.kind == "episode"]
+
+
+def run(worker, turns: int = 10) -> None:
+    for _ in range(turns):
+        worker.step()
+
+
+def test_one_incident_is_one_open_and_one_close() -> None:
+    source, sink = MemorySource(), MemorySink()
+    worker, registry = build(config(), source, sink)
+    source.add(stream(INCIDENT))
+    run(worker)
+    episodes = episode_records(sink.acked)
+    assert [e["type"] for e in episodes] == ["episode_open", "episode_close"]
+    opened, closed = episodes
+    assert opened["episode_id"] == closed["episode_id"] == "pump@0:3" and opened["source"] == "pump"
+    assert closed["start_time"] == "2023-11-14T22:13:20.003Z" and closed["end_time"] == "2023-11-14T22:13:20.006Z"
+    assert closed["windows"] == 4 and closed["peak_ratio"] == 6.0 and closed["segments"][0]["share"] > 0
+    assert len({e["id"] for e in episodes}) == 2  # every record has its own id
+    assert not [r for r in sink.acked if r.kind == "event"]  # no per-window events in episodes mode
+    states = [r for r in sink.acked if r.kind == "episode_state"]
+    assert states and all(r.topic == "st" and r.partition == 0 and r.key == b"pump" for r in states)
+    assert registry.get_sample_value("tsad_episodes_total", {"kind": "episode_open"}) == 1
+    assert registry.get_sample_value("tsad_episodes_active") == 0
+    assert registry.get_sample_value("tsad_anomalies_total", {"source": "pump"}) == 3
+    assert source.committed() == {("in", 0): len(INCIDENT)}
+
+
+def test_both_modes_keep_per_window_events_beside_episodes() -> None:
+    source, sink = MemorySource(), MemorySink()
+    worker, _ = build(config("both", scores="sc"), source, sink)
+    source.add(stream(INCIDENT))
+    run(worker)
+    assert sum(r.kind == "event" for r in sink.acked) == 3
+    assert sum(r.kind == "score" for r in sink.acked) == len(INCIDENT)
+    assert [e["type"] for e in episode_records(sink.acked)] == ["episode_open", "episode_close"]
+
+
+def test_a_restart_mid_episode_neither_reopens_nor_loses_the_close() -> None:
+    source, sink = MemorySource(), MemorySink()
+    worker, _ = build(config(), source, sink)
+    source.add(stream(INCIDENT[:6]))  # the episode opens at 3 and is still open at 5
+    run(worker)
+    committed = source.committed()[("in", 0)]
+    # the worker dies: a new one re-reads from an earlier offset than the state saw (at-least-once replays)
+    replay_from = committed - 2
+    second_source, second_sink = MemorySource(), MemorySink()
+    second_source.add(stream(INCIDENT))
+    second_source.positions[("in", 0)] = replay_from
+    second, _ = build(config(), second_source, second_sink, state_sink=sink)
+    second.on_assigned({("in", 0)})  # as a Kafka rebalance does: the state is read before any window
+    run(second)
+    all_records = episode_records(sink.acked) + episode_records(second_sink.acked)
+    kinds = Counter((e["episode_id"], e["type"]) for e in {e["id"]: e for e in all_records}.values())
+    assert kinds == Counter({("pump@0:3", "episode_open"): 1, ("pump@0:3", "episode_close"): 1})
+
+
+def test_an_aborted_transaction_rolls_episode_state_back_with_the_offsets() -> None:
+    source = MemorySource()
+    sink = MemoryTransactionalSink(source=source, auto_ack=False)
+    worker, registry = build(config(exactly_once=True), source, sink)
+    source.add(stream(INCIDENT[:5]))
+    worker.step()  # the episode opens inside a transaction that will fail
+    sink.fail(BrokerError("broker away"))
+    sink.auto_ack = True
+    source.add(stream(INCIDENT[5:], start=5))
+    run(worker, 15)
+    assert registry.get_sample_value("tsad_transactions_total", {"result": "aborted"}) >= 1
+    visible = episode_records(sink.visible)
+    assert Counter(e["type"] for e in visible) == Counter({"episode_open": 1, "episode_close": 1})
+    assert source.committed() == {("in", 0): len(INCIDENT)}
+
+
+class _Layout:
+    def __init__(self, partitions: dict[str, int]) -> None:
+        self.counts = partitions
+
+    def partitions(self, topic: str) -> int | None:
+        return self.counts.get(topic)
+
+    def read(self, topic: str, partitions: set[int]) -> list:
+        return []
+
+    def close(self) -> None:
+        pass
+
+
+def test_the_state_topic_must_match_the_input(monkeypatch) -> None:
+    import pytest
+
+    from detector.config import ConfigError
+    from detector.kafka import state_topic
+
+    cfg = Config(topics=TopicsConfig(input="in"))
+    assert cfg.topics.state_topic == "in-episode-state"
+    with pytest.raises(ConfigError, match="has 2 partitions, the input 'in' has 4"):
+        state_topic.ensure_state_topic(cfg, _Layout({"in": 4, "in-episode-state": 2}))
+    with pytest.raises(ConfigError, match="does not exist"):
+        state_topic.ensure_state_topic(cfg, _Layout({}))
+    created: list = []
+    monkeypatch.setattr(state_topic, "_create", lambda _c, name, n: created.append((name, n)))
+    state_topic.ensure_state_topic(cfg, _Layout({"in": 4}))
+    assert created == [("in-episode-state", 4)]
