@@ -26,11 +26,11 @@ import statistics
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
 
-from detector.model.scoring import Scorer
 from detector.pipeline.episodes import EpisodePolicy, EpisodeTracker, WindowVerdict
 from sample_streams.incidents import incident_series
 from trainer.pipeline import train
@@ -103,24 +103,32 @@ def tally_stream(ends: np.ndarray, scores: np.ndarray, threshold: float, labels:
         tally.delays += [t - incidents[k][0] for k, t in first.items()]
 
 
-def score_stream(series: Series, train_rows: int, window: int, stride: int, scaler: str, seed: int
+DENSE = {"kind": "dense", "hidden": [32, 16, 8], "activation": "relu", "output_activation": "sigmoid"}
+RECIPES: dict[str, tuple[str, dict[str, Any]]] = {  # name -> (preset, overrides)
+    "dense": ("default", {"architecture": DENSE, "threshold": "fpr_quantile", "threshold_params": {"fpr": 0.01},
+                          "epochs": 60, "patience": 15}),
+    "dense-window-center": ("default", {"architecture": {**DENSE, "output_activation": "none"},
+                                        "scaler": "window_center", "threshold": "fpr_quantile",
+                                        "threshold_params": {"fpr": 0.01}, "epochs": 60, "patience": 15}),
+    "telemetry": ("telemetry", {}),
+    "telemetry-mae": ("telemetry", {"score": "mean_abs_error"}),
+}
+
+
+def score_stream(series: Series, train_rows: int, window: int, stride: int, recipe: str, seed: int
                  ) -> tuple[np.ndarray, np.ndarray, float]:
     """(window ends, scores, threshold) for the windows ending after the training rows."""
-    dataset = series_windows(series, window, stride, rows=slice(0, train_rows), source="stream")
     from dataclasses import replace
 
+    dataset = series_windows(series, window, stride, rows=slice(0, train_rows), source="stream")
     dataset = replace(dataset, is_normal=None, point_labels=None)
-    config = get_preset("default").replace(test_size=0.0, threshold="fpr_quantile", threshold_params={"fpr": 0.01},
-                                           scaler=scaler, epochs=60, patience=15,
-                                           architecture={"kind": "dense", "hidden": [32, 16, 8], "activation": "relu",
-                                                         "output_activation": "none" if scaler == "window_center"
-                                                         else "sigmoid"})
+    preset, overrides = RECIPES[recipe]
+    config = get_preset(preset).replace(test_size=0.0, **overrides)
     bundle = train(dataset, config, seed=seed, on_epoch=None).bundle
     ends = window_ends(len(series.values), window, stride)
     keep = ends >= train_rows
     rows = cut_windows(series.values, window, stride)[keep].astype(np.float32)
-    scorer = Scorer(bundle.build_model(), bundle.scaler, window, channels=len(series.channels))
-    return ends[keep], scorer.score(rows).scores, bundle.threshold.value
+    return ends[keep], bundle.scorer().score(rows).scores, bundle.threshold.value
 
 
 def main() -> None:
@@ -129,7 +137,8 @@ def main() -> None:
     parser.add_argument("--skab", type=int, default=8, help="SKAB experiments as streams (0: none)")
     parser.add_argument("--data", default=os.environ.get("TSAD_SKAB", str(Path(__file__).resolve().parents[2]
                                                                          / "shared/datasets/skab")))
-    parser.add_argument("--scalers", default="global_minmax,window_center")
+    parser.add_argument("--recipes", default="dense,dense-window-center,telemetry",
+                        help=f"comma separated, of {', '.join(RECIPES)}")
     parser.add_argument("--no-doc", action="store_true")
     args = parser.parse_args()
     torch.set_num_threads(1)
@@ -137,7 +146,7 @@ def main() -> None:
                 "episodes 2 of 3, quiet 50": EpisodePolicy(open_k=2, open_n=3, quiet_windows=50)}
     started = time.perf_counter()
     lines: list[str] = []
-    for scaler in args.scalers.split(","):
+    for recipe in args.recipes.split(","):
         tallies = {"per-window events (today)": Tally(), **{name: Tally() for name in policies}}
         generated = [(incident_series(14_000, seed=s, persistent_shift=9_000 if s % 2 else None), 2_000, 64, 4)
                      for s in range(args.streams)]
@@ -148,13 +157,13 @@ def main() -> None:
 
             streams += [(read_series(p), TRAIN_ROWS, 30, 1) for p in experiment_files(Path(args.data))[: args.skab]]
         for i, (series, train_rows, window, stride) in enumerate(streams):
-            ends, scores, threshold = score_stream(series, train_rows, window, stride, scaler, seed=i)
+            ends, scores, threshold = score_stream(series, train_rows, window, stride, recipe, seed=i)
             assert series.labels is not None
             for name, policy in policies.items():
                 tally_stream(ends, scores, threshold, series.labels, window, policy,
                              tallies["per-window events (today)"] if name == next(iter(policies)) else Tally(),
                              tallies[name])
-        lines += [f"Scaler `{scaler}` — {args.streams} generated streams (6 incident kinds, half with a persistent "
+        lines += [f"Recipe `{recipe}` — {args.streams} generated streams (6 incident kinds, half with a persistent "
                   f"level shift) and {args.skab} SKAB experiments:", "",
                   "| alerting | records per detected incident | incidents detected | false alarms per 1,000 windows "
                   "| median delay (samples) |", "| --- | --- | --- | --- | --- |"]

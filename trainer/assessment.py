@@ -9,7 +9,7 @@ import numpy as np
 from detector.model.bundle import ModelBundle
 from detector.model.scoring import Scorer
 from trainer.datasets import WindowDataset
-from trainer.evaluation import evaluate_scores
+from trainer.evaluation import decide, evaluate_scores
 from trainer.pipeline import TrainResult, make_split, point_metrics_on_test, split_gap
 from trainer.presets import TrainConfig
 from trainer.report import ReportData
@@ -25,7 +25,10 @@ def _examples(scorer: Scorer, windows: np.ndarray, scores: np.ndarray, is_normal
     [channels, window] arrays."""
     picks: list[tuple[str, int]] = []
     normal, anomalous = np.flatnonzero(is_normal), np.flatnonzero(~is_normal)
-    if normal.size:
+    if not anomalous.size and normal.size:  # unlabelled: the typical window and the one the model fits worst
+        picks = [("median score", int(normal[np.argsort(scores[normal])[normal.size // 2]])),
+                 ("highest score", int(normal[np.argmax(scores[normal])]))]
+    elif normal.size:
         picks.append(("normal (median score)", int(normal[np.argsort(scores[normal])[normal.size // 2]])))
     if anomalous.size:
         picks.append(("anomalous (highest score)", int(anomalous[np.argmax(scores[anomalous])])))
@@ -55,21 +58,26 @@ def split_rows(bundle: ModelBundle, dataset: WindowDataset, which: str) -> tuple
 
 
 def evaluate_bundle(bundle: ModelBundle, dataset: WindowDataset, which: str = "test") -> ReportData:
-    if dataset.is_normal is None:
-        raise EvaluationError(f"{dataset.source}: evaluation needs labelled windows")
     if dataset.window != bundle.window:
         raise EvaluationError(f"{dataset.source}: windows of {dataset.window} samples, bundle expects "
                               f"{bundle.window}")
     if dataset.channels != bundle.channels:
         raise EvaluationError(f"{dataset.source}: channels {list(dataset.channels)}, the bundle expects "
                               f"{list(bundle.channels)} (in that order; choose them with --channels)")
-    scorer = Scorer(bundle.build_model(), bundle.scaler, bundle.window, channels=len(bundle.channels))
+    scorer = bundle.scorer()
     rows, train_rows = split_rows(bundle, dataset, which)
-    windows, is_normal = dataset.windows[rows], dataset.is_normal[rows]
+    labelled = dataset.is_normal is not None
+    all_normal = np.ones(len(dataset), dtype=bool)  # unlabelled data: scores and plots, no label metrics
+    known = dataset.is_normal if dataset.is_normal is not None else all_normal
+    windows, is_normal = dataset.windows[rows], known[rows]
     scores = scorer.score(windows).scores
-    train_normal = train_rows[dataset.is_normal[train_rows]]
+    train_normal = train_rows[known[train_rows]]
     sources = None if dataset.sources is None else dataset.sources[rows]
-    metrics = evaluate_scores(scores, is_normal, bundle.threshold, sources)
+    if labelled:
+        metrics = evaluate_scores(scores, is_normal, bundle.threshold, sources)
+    else:
+        metrics = {"n": len(scores), "n_flagged": int(decide(scores, bundle.threshold, sources).sum()),
+                   "threshold": bundle.threshold.value}
     if which == "test" and dataset.point_labels is not None and dataset.stride is not None:
         metrics["points"] = point_metrics_on_test(dataset, rows, bundle.threshold.is_anomaly(scores))
     history = bundle.training.get("history", {})

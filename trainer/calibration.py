@@ -3,6 +3,8 @@
 - `mean_std`: mean + k·std of normal scores (the reference recipe uses k = 1 on the training scores).
 - `fpr_quantile`: the (1 − fpr) quantile of held-out normal scores, so about `fpr` of normal windows alarm.
 - `f1_optimal`: the cut that maximises anomaly-class F1 on a labelled validation split.
+- `max_factor`: `factor` × the largest held-out normal score: with few calibration windows (a short quiet start of
+  a series) a quantile is only as good as its largest sample, so say so and keep a margin.
 - `pot`: peaks over threshold (Siffer et al., KDD 2017): fit a generalized Pareto tail to the excesses over a
   high initial quantile and extrapolate to a target risk `q` (the probability that a normal score exceeds it).
 """
@@ -97,3 +99,10 @@ def pot(normal_scores: np.ndarray, risk: float = 1e-3, initial_quantile: float =
             "n": int(s.size),
         },
     )
+
+
+def max_factor(normal_scores: np.ndarray, factor: float = 2.0) -> Threshold:
+    if factor <= 0:
+        raise CalibrationError(f"max_factor: factor must be positive, got {factor}")
+    s = _finite(normal_scores, "max_factor")
+    return Threshold(float(s.max() * factor), "max_factor", {"factor": factor, "n": int(s.size)})

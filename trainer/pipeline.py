@@ -7,7 +7,6 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
-import torch
 from sklearn.model_selection import train_test_split
 
 from detector.model.architectures import build_model
@@ -20,7 +19,15 @@ from trainer.evaluation import evaluate_scores
 from trainer.points import point_metrics, point_verdicts
 from trainer.presets import TrainConfig
 from trainer.telemetry import window_ends
-from trainer.training import EpochCallback, History, fit, mean_abs_error, seed_everything
+from trainer.training import (
+    EpochCallback,
+    History,
+    fit,
+    fit_pca,
+    pca_components,
+    seed_everything,
+    window_scores_of,
+)
 
 
 @dataclass(frozen=True)
@@ -61,7 +68,10 @@ def make_split(n: int, config: TrainConfig, seed: int, gap: int | None = None,
     if gap is not None:
         return _time_split(n, config, gap)
     idx = np.arange(n)
-    train_idx, test_idx = train_test_split(idx, test_size=config.test_size, random_state=config.split_seed)
+    if config.test_size > 0:
+        train_idx, test_idx = train_test_split(idx, test_size=config.test_size, random_state=config.split_seed)
+    else:  # all of it trains
+        train_idx, test_idx = idx, np.array([], dtype=np.int64)
     if config.validation_fraction > 0:
         fit_idx, val_idx = train_test_split(train_idx, test_size=config.validation_fraction, random_state=seed)
     else:
@@ -109,8 +119,14 @@ def calibrate(config: TrainConfig, fit_normal: np.ndarray, val: np.ndarray, val_
             raise ValueError("threshold 'f1_optimal' needs labelled data; use fpr_quantile or pot")
         return calibration.f1_optimal(val, ~val_normal)
     held_out_normal = val[val_normal]
+    if not len(held_out_normal):
+        raise ValueError(f"threshold {config.threshold!r}: the validation part holds no normal window ({len(val)} "
+                         "held-out windows, all labelled anomalous); train on a stretch with normal data after the "
+                         "fit part, or ignore the labels (--label-column none) to treat the data as normal")
     if config.threshold == "fpr_quantile":
         return calibration.fpr_quantile(held_out_normal, **params)
+    if config.threshold == "max_factor":
+        return calibration.max_factor(held_out_normal, **params)
     return calibration.pot(held_out_normal, **params)
 
 
@@ -142,11 +158,18 @@ def train(
     architecture = {**config.architecture, "window": dataset.window}
     if channels > 1:
         architecture["input_channels"] = channels
+    if config.pca_variance is not None:
+        architecture["code"] = pca_components(fit_normal, config.pca_variance)
     seed_everything(seed)  # before the weights are initialised
     model = build_model(architecture)
-    history = fit(model, fit_normal, val_normal_x if len(val_normal_x) else None, config, seed, on_epoch)
+    if config.pca_variance is not None:
+        history = fit_pca(model, fit_normal, config.pca_variance)
+    else:
+        history = fit(model, fit_normal, val_normal_x if len(val_normal_x) else None, config, seed, on_epoch)
 
-    score = lambda a: mean_abs_error(model, torch.from_numpy(a))  # noqa: E731
+    def score(rows: np.ndarray) -> np.ndarray:
+        return window_scores_of(model, rows, config.score, channels, dataset.window)
+
     scores = {"fit_normal": score(fit_normal), "val": score(val_all) if len(val_all) else np.zeros(0),
               "test": score(scaler.transform(x[split.test], channels)) if len(split.test) else np.zeros(0)}
     threshold = calibrate(config, scores["fit_normal"], scores["val"], labels[split.val],
@@ -173,7 +196,7 @@ def train(
     }
     bundle = ModelBundle.from_model(model, name=name, architecture=architecture, scaler=scaler,
                                     threshold=threshold, metrics=metrics, training=training,
-                                    channels=dataset.channels)
+                                    channels=dataset.channels, score=config.score)
     return TrainResult(bundle, history, split, dataset, scores, metrics)
 
 

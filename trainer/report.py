@@ -53,16 +53,18 @@ def _plots(data: ReportData, out: Path) -> list[tuple[str, str]]:
     fig, ax = plt.subplots(figsize=(6, 3.5))
     ax.hist(data.fit_normal_scores, bins=50, color="tab:blue", alpha=0.8)
     ax.axvline(data.threshold, color="tab:red", linestyle="--", label=f"threshold ({data.threshold_method})")
-    ax.set(xlabel="reconstruction MAE", ylabel="windows", title="Training (normal) loss")
+    ax.set(xlabel="score", ylabel="windows", title="Training (normal) scores")
     ax.legend()
     images.append(("Training loss with the threshold", _save(fig, out / "train_loss_hist.png")))
 
     fig, ax = plt.subplots(figsize=(6, 3.5))
     bins = np.histogram_bin_edges(data.test_scores, bins=60).tolist()
-    ax.hist(data.test_scores[data.test_is_normal], bins=bins, alpha=0.6, label="normal")
-    ax.hist(data.test_scores[~data.test_is_normal], bins=bins, alpha=0.6, label="anomalous")
+    labelled = "accuracy" in data.metrics
+    ax.hist(data.test_scores[data.test_is_normal], bins=bins, alpha=0.6, label="normal" if labelled else "windows")
+    if labelled:
+        ax.hist(data.test_scores[~data.test_is_normal], bins=bins, alpha=0.6, label="anomalous")
     ax.axvline(data.threshold, color="tab:red", linestyle="--", label="threshold")
-    ax.set(xlabel="reconstruction MAE", ylabel="windows", title="Test loss: normal vs anomalous")
+    ax.set(xlabel="score", ylabel="windows", title="Test scores" + (": normal vs anomalous" if labelled else ""))
     ax.legend()
     images.append(("Test loss histograms", _save(fig, out / "test_loss_hist.png")))
 
@@ -101,6 +103,9 @@ def _metric_rows(m: dict[str, Any]) -> list[tuple[str, str]]:
     def f(v: Any) -> str:
         return "n/a" if v is None else f"{v:.4f}"
 
+    if "accuracy" not in m:  # unlabelled data
+        return [("windows", str(m["n"])), ("flagged above the threshold", str(m.get("n_flagged", "n/a"))),
+                ("labels", "none: no accuracy figures")]
     rows = [("windows (anomalous)", f"{m['n']} ({m['n_anomalous']})"), ("accuracy", f(m["accuracy"]))]
     for view in ("anomaly_class", "normal_class"):
         rows += [(f"{view.replace('_', ' ')} {k}", f(m[view][k])) for k in ("precision", "recall", "f1")]

@@ -1,4 +1,6 @@
-"""The training loop: reconstruct normal windows under MAE with Adam, optional noise and early stopping."""
+"""The training loop: reconstruct normal windows under MAE or MSE with Adam, optional noise and early stopping.
+
+Validation loss (early stopping) is always the MAE, the anomaly score the detector uses."""
 
 from __future__ import annotations
 
@@ -10,6 +12,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from detector.model.scoring import window_scores
 from trainer.presets import TrainConfig
 
 
@@ -36,6 +39,16 @@ def mean_abs_error(model: nn.Module, x: torch.Tensor, batch: int = 4096) -> np.n
     model.eval()
     return torch.cat([(model(x[i : i + batch]) - x[i : i + batch]).abs().mean(1)
                       for i in range(0, len(x), batch)]).numpy()
+
+
+@torch.no_grad()
+def window_scores_of(model: nn.Module, x: np.ndarray, kind: str, channels: int, window: int,
+                     batch: int = 4096) -> np.ndarray:
+    """The anomaly score of scaled rows, as the detector computes it (for calibration and reports)."""
+    model.eval()
+    rows = torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32))
+    return torch.cat([window_scores(model(rows[i : i + batch]), rows[i : i + batch], kind, channels, window)[0]
+                      for i in range(0, len(rows), batch)]).numpy() if len(rows) else np.zeros(0, np.float32)
 
 
 def fit(
@@ -65,7 +78,8 @@ def fit(
             inputs = target
             if config.noise_std > 0:
                 inputs = target + config.noise_std * torch.randn(target.shape, generator=generator)
-            loss = (model(inputs) - target).abs().mean()
+            error = model(inputs) - target
+            loss = error.abs().mean() if config.loss == "mae" else error.square().mean()
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
@@ -91,3 +105,30 @@ def fit(
     model.eval()
     history.seconds = time.perf_counter() - start
     return history
+
+
+def fit_pca(model: nn.Module, train: np.ndarray, variance: float) -> History:
+    """Set a linear autoencoder to PCA in closed form: the encoder projects onto the principal components that
+    explain `variance` of the training windows (the code size was chosen with `pca_components`), the decoder maps
+    back around the mean. Deterministic, and the best linear reconstruction there is."""
+    started = time.perf_counter()
+    x = np.asarray(train, dtype=np.float64)
+    mean = x.mean(axis=0)
+    _, _, vt = np.linalg.svd(x - mean, full_matrices=False)
+    components = torch.from_numpy(vt[: model.encoder.out_features].astype(np.float32))  # type: ignore[union-attr]
+    mu = torch.from_numpy(mean.astype(np.float32))
+    with torch.no_grad():
+        model.encoder.weight.copy_(components)  # type: ignore[union-attr,operator]
+        model.encoder.bias.copy_(-(components @ mu))  # type: ignore[union-attr,operator]
+        model.decoder.weight.copy_(components.T)  # type: ignore[union-attr,operator]
+        model.decoder.bias.copy_(mu)  # type: ignore[union-attr,operator]
+    model.eval()
+    return History(best_epoch=0, seconds=time.perf_counter() - started)
+
+
+def pca_components(train: np.ndarray, variance: float) -> int:
+    """The fewest principal components that explain `variance` of the training windows."""
+    x = np.asarray(train, dtype=np.float64)
+    singular = np.linalg.svd(x - x.mean(axis=0), compute_uv=False)
+    explained = np.cumsum(singular**2) / max(float((singular**2).sum()), 1e-12)
+    return min(len(explained), int(np.searchsorted(explained, variance)) + 1)

@@ -28,6 +28,7 @@ from torch import nn
 from detector import __version__
 from detector.model.architectures import ArchitectureError, build_model
 from detector.model.scaler import Scaler, ScalerError
+from detector.model.scoring import SCORE_KINDS, Scorer
 from detector.model.threshold import Threshold
 
 BUNDLE_FORMAT = "tsad-bundle"
@@ -61,6 +62,7 @@ class ModelBundle:
     threshold: Threshold
     state_dict: dict[str, torch.Tensor]
     channels: tuple[str, ...] = SINGLE_CHANNEL
+    score: str = "mean_abs_error"  # detector.model.scoring.SCORE_KINDS
     metrics: dict[str, Any] = field(default_factory=dict)
     training: dict[str, Any] = field(default_factory=dict)
     created: str = field(default_factory=lambda: datetime.now(UTC).isoformat(timespec="seconds"))
@@ -78,6 +80,7 @@ class ModelBundle:
         training: dict[str, Any] | None = None,
         version: str | None = None,
         channels: tuple[str, ...] = SINGLE_CHANNEL,
+        score: str = "mean_abs_error",
     ) -> ModelBundle:
         state = {k: v.detach().cpu().contiguous().clone() for k, v in model.state_dict().items()}
         if version is None:
@@ -92,6 +95,7 @@ class ModelBundle:
             threshold=threshold,
             state_dict=state,
             channels=tuple(channels),
+            score=score,
             metrics=dict(metrics or {}),
             training=dict(training or {}),
         )
@@ -100,6 +104,10 @@ class ModelBundle:
     def width(self) -> int:
         """Values in one window row: channels × window."""
         return len(self.channels) * self.window
+
+    def scorer(self, device: torch.device | str = "cpu", dtype: torch.dtype = torch.float32) -> Scorer:
+        """The model, its scaling and its score, ready to score raw windows (what the worker and reports use)."""
+        return Scorer(self.build_model(), self.scaler, self.window, device, dtype, len(self.channels), self.score)
 
     def build_model(self) -> nn.Module:
         model = build_model(self.architecture)
@@ -118,7 +126,7 @@ class ModelBundle:
             "channels": list(self.channels),
             "architecture": self.architecture,
             "scaler": self.scaler.to_dict(),
-            "score": {"kind": "mean_abs_error", "space": "scaled", "over": "every sample of every channel"},
+            "score": {"kind": self.score, "space": "scaled"},
             "threshold": self.threshold.to_dict(),
             "metrics": self.metrics,
             "training": self.training,
@@ -167,6 +175,7 @@ class ModelBundle:
                 threshold=Threshold.from_dict(manifest["threshold"]),
                 state_dict=state,
                 channels=tuple(str(c) for c in manifest.get("channels", SINGLE_CHANNEL)),
+                score=str(dict(manifest.get("score") or {}).get("kind", "mean_abs_error")),
                 metrics=dict(manifest.get("metrics", {})),
                 training=dict(manifest.get("training", {})),
                 created=str(manifest.get("created", "")),
@@ -217,6 +226,8 @@ def _verify_consistency(bundle: ModelBundle, root: Path) -> None:
             f"{manifest}: window {bundle.window} does not match architecture window "
             f"{bundle.architecture.get('window')}"
         )
+    if bundle.score not in SCORE_KINDS:
+        raise BundleError(f"{manifest}: unknown score kind {bundle.score!r}; this tsad knows {list(SCORE_KINDS)}")
     channels = bundle.channels
     if not channels or len(set(channels)) != len(channels) or not all(channels):
         raise BundleError(f"{manifest}: channels must be distinct non-empty names, got {list(channels)}")

@@ -40,6 +40,32 @@ def resolve_device(requested: str) -> torch.device:
     return torch.device(requested)
 
 
+SCORE_KINDS = ("mean_abs_error", "recent_offset")
+
+
+def window_scores(recon: torch.Tensor, scaled: torch.Tensor, kind: str, channels: int, window: int
+                  ) -> tuple[torch.Tensor, torch.Tensor]:
+    """(score per window, absolute error per value) of reconstructions of scaled rows [n, channels * window].
+
+    - `mean_abs_error`: the mean absolute error over every sample of every channel.
+    - `recent_offset`: per channel, the mean signed error over the newest quarter of the window, squared, then the
+      mean over channels. A matched filter for a sustained departure in the newest samples: zero-mean noise
+      averages out, an offset that persists does not, and a window is judged by what just happened (with stride 1
+      the score reacts within a quarter window and settles as soon as the signal does). A lone spike is diluted
+      over the quarter window: where single-sample glitches matter, keep mean_abs_error.
+    The absolute errors always serve segment attribution.
+    """
+    residual = recon - scaled
+    errors = residual.abs()
+    if kind == "mean_abs_error":
+        return errors.mean(dim=1), errors
+    if kind == "recent_offset":
+        span = max(1, window // 4)
+        offsets = residual.view(len(residual), channels, window)[:, :, -span:].mean(dim=2)
+        return offsets.square().mean(dim=1), errors
+    raise ValueError(f"unknown score kind {kind!r}; choose from {list(SCORE_KINDS)}")
+
+
 class Scorer:
     """Scales, reconstructs and measures error for a batch of windows on one device."""
 
@@ -51,7 +77,11 @@ class Scorer:
         device: torch.device | str = "cpu",
         dtype: torch.dtype = torch.float32,
         channels: int = 1,
+        score: str = "mean_abs_error",
     ) -> None:
+        if score not in SCORE_KINDS:
+            raise ValueError(f"unknown score kind {score!r}; choose from {list(SCORE_KINDS)}")
+        self.score_kind = score
         self.device = torch.device(device)
         self.dtype = dtype
         self.window = window  # samples per channel
@@ -77,8 +107,7 @@ class Scorer:
         """Score a raw (unscaled) float32 batch already on `self.device`; returns (scores, errors) there."""
         scaled = self._scaled(x)
         recon = self.model(scaled.to(self.dtype)).float()
-        errors = (recon - scaled).abs()
-        return errors.mean(dim=1), errors
+        return window_scores(recon, scaled, self.score_kind, self.channels, self.window)
 
     def _to_device(self, x: np.ndarray) -> torch.Tensor:
         if x.ndim != 2 or x.shape[1] != self.width:

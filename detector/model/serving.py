@@ -13,7 +13,7 @@ import torch
 
 from detector.config import Config
 from detector.model.bundle import ModelBundle
-from detector.model.scoring import BatchScorer, ScoredBatch, Scorer, resolve_device
+from detector.model.scoring import BatchScorer, ScoredBatch, resolve_device
 from detector.model.threshold import Threshold
 
 log = logging.getLogger("tsad.model")
@@ -55,8 +55,7 @@ def load_serving_model(config: Config) -> tuple[ServingModel, torch.device]:
         torch.set_num_threads(config.model.threads)
     device = resolve_device(config.model.device)
     dtype = torch.bfloat16 if config.model.dtype == "bfloat16" else torch.float32
-    scorer = BatchScorer(Scorer(bundle.build_model(), bundle.scaler, bundle.window, device, dtype,
-                                len(bundle.channels)), config.batch.max_size, config.events.segments)
+    scorer = BatchScorer(bundle.scorer(device, dtype), config.batch.max_size, config.events.segments)
     started = time.perf_counter()
     scorer.warm_up(config.model.warmup_batches)
     log.info("model %s %s on %s (%s), warmed up in %.2f s", bundle.name, bundle.version, device,

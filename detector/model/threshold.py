@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-THRESHOLD_METHODS = ("mean_std", "fpr_quantile", "f1_optimal", "pot")
+THRESHOLD_METHODS = ("mean_std", "fpr_quantile", "f1_optimal", "pot", "max_factor")
 
 
 @dataclass(frozen=True)

@@ -22,6 +22,7 @@ from detector.config import Config
 from detector.kafka.seams import InputMessage, OutputRecord, StateReader, TopicPartition
 from detector.model.serving import ServingModel
 from detector.ops.metrics import WorkerMetrics
+from detector.pipeline.adaptive import AdaptivePolicy, AdaptiveThresholds
 from detector.pipeline.batching import Batch
 from detector.pipeline.episodes import EpisodePolicy, EpisodeRecord, EpisodeTracker, SourceState, WindowVerdict
 from detector.wire.records import iso_times
@@ -36,32 +37,43 @@ def source_of(batch: Batch, i: int) -> str:
 class EpisodeStage:
     def __init__(self, config: Config, reader: StateReader, metrics: WorkerMetrics,
                  wall: Callable[[], float] = time.time) -> None:
-        e = config.episodes
+        e, a = config.episodes, config.adaptive
         self.tracker = EpisodeTracker(EpisodePolicy(e.open_k, e.open_n, e.close_ratio, e.quiet_windows,
                                                     e.cooldown_windows, e.update_interval_s))
+        self.adaptive = AdaptiveThresholds(AdaptivePolicy(a.quantile, a.margin, a.rate, a.warmup, a.lower, a.upper),
+                                           self.tracker) if a.enabled else None
         self.events_topic, self.state_topic = config.topics.events, config.topics.state_topic
         self.reader, self.metrics, self.wall = reader, metrics, wall
         self._counts = {kind: metrics.episodes.labels(kind=kind)
                         for kind in ("episode_open", "episode_update", "episode_close")}
         self.pending: set[TopicPartition] = set()  # assigned partitions whose state could not be read yet
 
+    def thresholds(self, batch: Batch, base: np.ndarray) -> np.ndarray:
+        """Adaptive thresholds for the batch's windows (as of the batch's start), from `base` (calibrated)."""
+        assert self.adaptive is not None
+        return self.adaptive.thresholds([source_of(batch, i) for i in range(len(batch))], base)
+
     def process(self, batch: Batch, scores: np.ndarray, ratios: np.ndarray, anomalous: np.ndarray,
                 segments: Sequence[list[dict[str, Any]] | None], model: ServingModel,
-                decided_at: float) -> list[tuple[int, OutputRecord]]:
+                decided_at: float, thresholds: np.ndarray | None = None) -> list[tuple[int, OutputRecord]]:
         """(position in the batch, record) for every episode and state record this batch produces; `segments`
-        is aligned with the anomalous windows."""
+        is aligned with the anomalous windows; `thresholds` (adaptive mode) are those the windows were decided by."""
+        last_of: dict[str, int] = {}
+        if self.adaptive is not None and thresholds is not None:
+            sources = [source_of(batch, i) for i in range(len(batch))]
+            self.adaptive.learn(sources, scores, thresholds, [m.partition for m in batch.messages])
+            last_of = {s: i for i, s in enumerate(sources)}
         candidates = np.flatnonzero(anomalous).tolist()
         by_position = dict(zip(candidates, segments, strict=True))
         if self.tracker.active:  # an episode is open (or about to): its quiet windows count too
             needs = self.tracker.needs
             candidates = [i for i in range(len(batch)) if i in by_position or needs(source_of(batch, i))]
         if not candidates:
-            return []
+            return self._state_records(batch, last_of)
         kafka_ts = [batch.messages[i].timestamp_ms / 1000.0 for i in candidates]
         event_times = [t if t is not None else k for t, k in zip((batch.ts[i] for i in candidates), kafka_ts,
                                                                    strict=True)]
         records: list[tuple[int, EpisodeRecord]] = []
-        last_of: dict[str, int] = {}
         for i, t in zip(candidates, event_times, strict=True):
             m, source = batch.messages[i], source_of(batch, i)
             verdict = WindowVerdict(source, m.partition, m.offset, t, float(scores[i]), float(ratios[i]),
@@ -90,6 +102,9 @@ class EpisodeStage:
     def _state_records(self, batch: Batch, last_of: dict[str, int]) -> list[tuple[int, OutputRecord]]:
         out = []
         for source, state in self.tracker.take_dirty().items():
+            if source not in last_of:  # no window of it in this batch to tie the record to: next time
+                self.tracker.dirty.add(source)
+                continue
             i = last_of[source]
             message = batch.messages[i]
             out.append((i, OutputRecord("episode_state", self.state_topic, source.encode(),

@@ -34,7 +34,7 @@ class EpisodePolicy:
     close_ratio: float = 0.8
     quiet_windows: int = 50
     cooldown_windows: int = 0
-    update_interval_s: float = 60.0
+    update_interval_s: float = 300.0
 
     def __post_init__(self) -> None:
         if not 1 <= self.open_k <= self.open_n <= 64:
@@ -70,6 +70,8 @@ class SourceState:
     quiet: int = 0  # consecutive windows below the closing level while an episode is open
     cooldown: int = 0  # windows still to pass before a new episode may open
     episode: Episode | None = None
+    adaptive_q: float = 0.0  # log of the tracked score quantile (pipeline/adaptive.py), when adaptive is on
+    adaptive_n: int = 0  # normal windows it has learnt from
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -78,7 +80,8 @@ class SourceState:
     def from_dict(data: dict[str, Any]) -> SourceState:
         episode = data.get("episode")
         return SourceState(int(data["last_offset"]), int(data.get("partition", -1)), int(data["recent"]),
-                           int(data["quiet"]), int(data["cooldown"]), None if episode is None else Episode(**episode))
+                           int(data["quiet"]), int(data["cooldown"]), None if episode is None else Episode(**episode),
+                           float(data.get("adaptive_q", 0.0)), int(data.get("adaptive_n", 0)))
 
 
 @dataclass(frozen=True)

@@ -55,6 +55,9 @@ class BatchProcessor:
         self.metrics.scored.inc(len(batch))
         self.metrics.score.observe_many(scores)
         thresholds = self._thresholds(batch)
+        if self.episodes is not None and self.episodes.adaptive is not None:
+            base = np.full(len(batch), self.model.threshold.value) if thresholds is None else thresholds
+            thresholds = self.episodes.thresholds(batch, base)
         anomalous = np.asarray(scores) > (self.model.threshold.value if thresholds is None else thresholds)
         decided_at = self.wall()  # one clock read per batch: the detection time, and when windows without outputs close
         shares = result.shares(np.flatnonzero(anomalous))
@@ -66,7 +69,7 @@ class BatchProcessor:
             applied = self.model.threshold.value if thresholds is None else thresholds
             ratios = np.asarray(scores, dtype=np.float64) / np.maximum(applied, 1e-12)
             episode_records = self.episodes.process(batch, scores, ratios, anomalous, self.encoder.segments(shares),
-                                                    self.model, decided_at)
+                                                    self.model, decided_at, thresholds)
         self._close_inputs(batch, anomalous, episode_records, decided_at)
         self._send(batch, records, episode_records, anomalous)
 

@@ -79,3 +79,12 @@ def test_pot_heavy_tail_is_above_the_light_tail_answer() -> None:
 def test_bad_calibration_input(call, message: str) -> None:
     with pytest.raises(CalibrationError, match=message):
         call()
+
+
+def test_max_factor_is_a_margin_over_the_largest_held_out_score() -> None:
+    from trainer.calibration import CalibrationError, max_factor
+
+    t = max_factor(np.array([0.1, 0.3, 0.2]), factor=2.0)
+    assert t.value == pytest.approx(0.6) and t.method == "max_factor" and t.params == {"factor": 2.0, "n": 3}
+    with pytest.raises(CalibrationError, match="factor must be positive"):
+        max_factor(np.array([0.1]), factor=0)

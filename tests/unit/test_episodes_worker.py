@@ -149,3 +149,29 @@ def test_the_state_topic_must_match_the_input(monkeypatch) -> None:
     monkeypatch.setattr(state_topic, "_create", lambda _c, name, n: created.append((name, n)))
     state_topic.ensure_state_topic(cfg, _Layout({"in": 4}))
     assert created == [("in-episode-state", 4)]
+
+
+def test_an_adaptive_threshold_follows_a_source_within_its_bounds() -> None:
+    from detector.config import AdaptiveConfig
+
+    cfg = Config(topics=TopicsConfig(input="in", events="ev", dead_letter="dlq", episode_state="st"),
+                 batch=BatchConfig(max_size=50, max_wait_ms=0, max_in_flight=10_000),
+                 adaptive=AdaptiveConfig(enabled=True, warmup=100, rate=0.5, lower=0.5, upper=2.0),
+                 worker=WorkerConfig(commit_interval_ms=0))
+    source, sink = MemorySource(), MemorySink()
+    worker, registry = build(cfg, source, sink)
+    rng = np.random.default_rng(0)
+    quiet = [np.full(W, 0.05 * rng.uniform(0.8, 1.2)) for _ in range(600)]  # scores ~0.05, threshold 0.5
+    source.add(stream(quiet))
+    run(worker, 20)
+    state = worker.processor.episodes.tracker.states["pump"]
+    learnt = 1.5 * np.exp(state.adaptive_q)
+    assert state.adaptive_n == 600 and learnt < 0.25  # it learnt the source's own, lower level ...
+    # ... but is clamped at lower x calibrated = 0.25: a window at 0.3 alarms, one at 0.2 does not
+    source.add(stream([np.full(W, 0.3), np.full(W, 0.2)], start=600))
+    run(worker, 3)
+    windows = [json.loads(r.value) for r in sink.acked if r.kind == "episode"]
+    assert [e["type"] for e in windows] == ["episode_open"] and windows[0]["peak_score"] == 0.3
+    saved = [r for r in sink.acked if r.kind == "episode_state"]
+    assert saved and json.loads(saved[-1].value)["adaptive_n"] >= 100  # learnt state is saved with the episodes'
+    assert registry.get_sample_value("tsad_episodes_total", {"kind": "episode_open"}) == 1

@@ -1,0 +1,64 @@
+"""The telemetry recipe's parts: the recent-offset score, the closed-form PCA fit, the MSE loss."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from detector.model.architectures import build_model
+from detector.model.scoring import window_scores
+from trainer.datasets import WindowDataset
+from trainer.pipeline import train
+from trainer.presets import get_preset
+from trainer.training import fit_pca, pca_components
+
+
+def test_recent_offset_sees_a_sustained_offset_in_the_newest_samples_not_noise() -> None:
+    n, channels, window = 3, 2, 8
+    scaled = torch.zeros(n, channels * window)
+    recon = torch.zeros(n, channels * window)
+    recon[1, window - 2 : window] = 1.0  # channel 0: the last two samples are off by 1 (its newest quarter)
+    recon[2, ::2] = 1.0  # zero-mean-ish alternating noise... on every other sample
+    recon[2, 1::2] = -1.0
+    scores, errors = window_scores(recon, scaled, "recent_offset", channels, window)
+    assert scores[0] == 0 and scores[1] == pytest.approx((1.0**2 + 0.0) / 2)  # mean offset 1 on channel 0
+    assert scores[2] == 0  # the noise averages out over the newest quarter
+    assert errors.shape == (n, channels * window) and errors[2].mean() == 1.0  # attribution still sees it
+    mae, _ = window_scores(recon, scaled, "mean_abs_error", channels, window)
+    assert mae[2] == 1.0
+    with pytest.raises(ValueError, match="unknown score kind"):
+        window_scores(recon, scaled, "median", channels, window)
+
+
+def test_pca_fit_reconstructs_the_kept_subspace_exactly() -> None:
+    rng = np.random.default_rng(0)
+    basis = rng.normal(size=(3, 20))
+    x = (rng.normal(size=(200, 3)) @ basis + 5.0).astype(np.float32)  # rank 3 around a mean of 5
+    assert pca_components(x, 0.999) == 3
+    model = build_model({"kind": "linear", "window": 20, "code": 3})
+    fit_pca(model, x, 0.999)
+    with torch.no_grad():
+        recon = model(torch.from_numpy(x)).numpy()
+    np.testing.assert_allclose(recon, x, atol=1e-3)
+
+
+def test_the_telemetry_preset_trains_deterministically_on_channels() -> None:
+    rng = np.random.default_rng(1)
+    t = np.arange(24) / 3.0
+    rows = np.stack([np.concatenate([np.sin(t + p), np.cos(t + p) + 10]) for p in rng.uniform(0, 6, 300)])
+    ds = WindowDataset(rows.astype(np.float32), None, "pump", "0" * 64, channels=("a", "b"), stride=24)  # by time
+    a = train(ds, get_preset("telemetry").replace(test_size=0.0), seed=0, on_epoch=None).bundle
+    b = train(ds, get_preset("telemetry").replace(test_size=0.0), seed=7, on_epoch=None).bundle
+    assert a.score == "recent_offset" and a.threshold.method == "max_factor"
+    assert all(torch.equal(v, b.state_dict[k]) for k, v in a.state_dict.items())  # PCA: no randomness
+    assert a.architecture["code"] < 48
+
+
+def test_the_mse_loss_trains() -> None:
+    rng = np.random.default_rng(2)
+    ds = WindowDataset(rng.normal(size=(100, 16)).astype(np.float32), None, "x", "0" * 64)
+    config = get_preset("default").replace(loss="mse", epochs=3, patience=0, threshold="mean_std")
+    assert train(ds, config, seed=0, on_epoch=None).history.train_loss[-1] > 0
+    with pytest.raises(ValueError, match="loss must be mae or mse"):
+        config.replace(loss="huber")
