@@ -50,6 +50,9 @@ class Tally:
     false_alarms: int = 0
     windows: int = 0
     delays: list[int] = field(default_factory=list)
+    after_shift_flagged: int = 0  # windows flagged once a persistent level shift has settled (the new normal)
+    after_shift_windows: int = 0
+    open_at_end: int = 0  # streams whose episode never closed after such a shift
 
     def row(self, name: str) -> list[str]:
         per = self.alerts_in_incidents / self.detected if self.detected else float("nan")
@@ -71,7 +74,7 @@ def _owner(t: int, incidents: list[tuple[int, int]], window: int) -> int | None:
 
 
 def tally_stream(ends: np.ndarray, scores: np.ndarray, threshold: float, labels: np.ndarray, window: int,
-                 policy: EpisodePolicy, events: Tally, episodes: Tally) -> None:
+                 policy: EpisodePolicy, events: Tally, episodes: Tally, settled_from: int | None = None) -> None:
     """Add one stream's per-window events and episodes to the tallies (`ends`: each window's last sample)."""
     incidents = [(s, e) for s, e in _incidents(labels) if e > ends[0]]
     first_event: dict[int, int] = {}
@@ -96,6 +99,11 @@ def tally_stream(ends: np.ndarray, scores: np.ndarray, threshold: float, labels:
                 first_open.setdefault(owner, t)
         if was_open and owner is not None:  # an episode already open when the incident began still alerts for it
             first_open.setdefault(owner, t)
+    if settled_from is not None:  # the new level after a persistent shift, once no window straddles the change
+        after = ends >= settled_from
+        events.after_shift_flagged += int((scores[after] > threshold).sum())
+        events.after_shift_windows += int(after.sum())
+        episodes.open_at_end += int(tracker.states["s"].episode is not None)
     for tally, first in ((events, first_event), (episodes, first_open)):
         tally.incidents += len(incidents)
         tally.windows += len(ends)
@@ -150,25 +158,34 @@ def main() -> None:
         tallies = {"per-window events (today)": Tally(), **{name: Tally() for name in policies}}
         generated = [(incident_series(14_000, seed=s, persistent_shift=9_000 if s % 2 else None), 2_000, 64, 4)
                      for s in range(args.streams)]
-        streams = [(Series(np.arange(len(g.values), dtype=np.float64), g.values[:, None], g.labels, ("value",)),
-                    train_rows, window, stride) for g, train_rows, window, stride in generated]
+        streams: list[tuple[Series, int, int, int, int | None]] = [
+            (Series(np.arange(len(g.values), dtype=np.float64), g.values[:, None], g.labels, ("value",)),
+             train_rows, window, stride, 9_000 + 2 * window if s % 2 else None)
+            for s, (g, train_rows, window, stride) in enumerate(generated)]
         if args.skab:
             from skab import TRAIN_ROWS, experiment_files
 
-            streams += [(read_series(p), TRAIN_ROWS, 30, 1) for p in experiment_files(Path(args.data))[: args.skab]]
-        for i, (series, train_rows, window, stride) in enumerate(streams):
+            streams += [(read_series(p), TRAIN_ROWS, 30, 1, None)
+                        for p in experiment_files(Path(args.data))[: args.skab]]
+        for i, (series, train_rows, window, stride, settled) in enumerate(streams):
             ends, scores, threshold = score_stream(series, train_rows, window, stride, recipe, seed=i)
             assert series.labels is not None
             for name, policy in policies.items():
                 tally_stream(ends, scores, threshold, series.labels, window, policy,
                              tallies["per-window events (today)"] if name == next(iter(policies)) else Tally(),
-                             tallies[name])
+                             tallies[name], settled)
         lines += [f"Recipe `{recipe}` — {args.streams} generated streams (6 incident kinds, half with a persistent "
                   f"level shift) and {args.skab} SKAB experiments:", "",
                   "| alerting | records per detected incident | incidents detected | false alarms per 1,000 windows "
                   "| median delay (samples) |", "| --- | --- | --- | --- | --- |"]
         lines += ["| " + " | ".join(t.row(name)) + " |" for name, t in tallies.items()] + [""]
-        print("\n".join(lines[-len(tallies) - 4:]), flush=True)
+        today, default = tallies["per-window events (today)"], tallies[next(iter(policies))]
+        shifted = args.streams // 2
+        share = today.after_shift_flagged / max(1, today.after_shift_windows)
+        lines += [f"After a persistent level shift has settled: {today.after_shift_flagged:,} of "
+                  f"{today.after_shift_windows:,} windows flagged ({share:.0%}); the episode opened at the shift is "
+                  f"still open at the end in {default.open_at_end} of {shifted} streams.", ""]
+        print("\n".join(lines[-len(tallies) - 6:]), flush=True)
     lines.append(f"({time.perf_counter() - started:.0f} s on this machine)")
     if not args.no_doc:
         from perfdoc import write_section

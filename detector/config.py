@@ -54,9 +54,15 @@ class TopicsConfig:
     # Default: "<input>-episode-state" (see `state_topic`)
     episode_state: str | None = None
 
+    shadow: str | None = None  # the shadow model's verdicts (model.shadow_bundle); default "<events>-shadow"
+
     @property
     def state_topic(self) -> str:
         return self.episode_state or f"{self.input}-episode-state"
+
+    @property
+    def shadow_topic(self) -> str:
+        return self.shadow or f"{self.events}-shadow"
 
 
 @dataclass(frozen=True)
@@ -81,6 +87,9 @@ class ModelConfig:
     # torch intra-op threads. 1 by default: the model is small, and extra threads spin against the broker client's
     # own threads and the pod's CPU limit (torch would otherwise start one per core of the node). 0: torch decides.
     threads: int = 1
+    reload_interval_s: float = 2.0  # how often the bundle location is checked for a new bundle; 0: never (restart)
+    shadow_bundle: str | None = None  # a candidate scored beside the live model; its verdicts go to topics.shadow
+    drift_window: int = 10_000  # about how many recent windows the score-drift index covers
 
 
 @dataclass(frozen=True)

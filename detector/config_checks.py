@@ -89,6 +89,8 @@ def validate(c: Config) -> None:
         raise ConfigError(f"batch.max_in_flight: must be at least batch.max_size ({c.batch.max_size})")
     if c.model.dtype not in ("float32", "bfloat16"):
         raise ConfigError(f"model.dtype: must be float32 or bfloat16, got {c.model.dtype!r}")
+    if c.model.reload_interval_s < 0 or c.model.drift_window < 1:
+        raise ConfigError("model.reload_interval_s: must be >= 0 (0: no hot reload); model.drift_window: >= 1")
     if c.model.threads < 0:
         raise ConfigError(f"model.threads: must be 0 (torch decides) or a positive count, got {c.model.threads}")
     if not (c.model.device in ("auto", "cpu", "cuda") or c.model.device.startswith("cuda:")):

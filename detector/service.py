@@ -16,7 +16,9 @@ from detector.config import Config
 from detector.kafka.factory import kafka_clients, state_reader
 from detector.kafka.seams import TopicPartition
 from detector.kafka.state_topic import ensure_state_topic
-from detector.model.serving import load_serving_model
+from detector.model.bundle import BundleError
+from detector.model.reload import BundleWatcher
+from detector.model.serving import ServingModel, load_serving_model
 from detector.ops.health import Health
 from detector.ops.http_server import make_server, serve_in_background
 from detector.ops.metrics import WorkerMetrics
@@ -78,8 +80,14 @@ def run(config: Config, stop: threading.Event | None = None, registry: Collector
         source, sink = kafka_clients(config, rebalance)
         stack.callback(sink.close)
         stack.callback(source.close)
+        shadow = _shadow(config, model)
+        watcher = None
+        if config.model.reload_interval_s > 0:  # hot reload: a new bundle at the location is swapped in
+            watcher = BundleWatcher(config.model.bundle, lambda path: load_serving_model(config, path)[0], model,
+                                    config.model.reload_interval_s).start()
+            stack.callback(watcher.close)
         worker = build_worker(config=config, source=source, sink=sink, model=model, metrics=metrics, health=health,
-                              state=state)
+                              state=state, watcher=watcher, shadow=shadow)
         rebalance.worker = worker
         # Everything made so far (torch, the model, clients) lives as long as the loop: move it out of the cyclic
         # collector's view, or every full collection walks it again (measured: up to 1.5x throughput). Unfrozen
@@ -91,6 +99,19 @@ def run(config: Config, stop: threading.Event | None = None, registry: Collector
         worker.run(stop)
     log.info("worker stopped cleanly")
     return 0
+
+
+def _shadow(config: Config, live: ServingModel) -> ServingModel | None:
+    """The candidate model of model.shadow_bundle, if any; it must take the same windows as the live one."""
+    if not config.model.shadow_bundle:
+        return None
+    shadow, _ = load_serving_model(config, config.model.shadow_bundle)
+    if (shadow.window, shadow.channels) != (live.window, live.channels):
+        raise BundleError(f"{config.model.shadow_bundle}: the shadow model takes {list(shadow.channels)} x "
+                          f"{shadow.window}, the live one {list(live.channels)} x {live.window}")
+    log.info("shadow model %s %s: verdicts to %s", shadow.identity.name, shadow.identity.version,
+             config.topics.shadow_topic)
+    return shadow
 
 
 def _timestamp(text: str) -> float | None:

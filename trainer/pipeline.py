@@ -179,6 +179,11 @@ def train(
 
     metrics: dict[str, Any] = {"train_seconds": round(history.seconds, 2), "epochs_run": len(history.train_loss),
                                "best_epoch": history.best_epoch}
+    # the detector's drift reference: where the held-out normal scores fall (else the fit ones), by decile
+    reference = scores["val"][labels[split.val]] if len(split.val) else scores["fit_normal"]
+    if len(reference) >= 10:
+        metrics["score_reference"] = {"deciles": np.quantile(reference, np.arange(1, 10) / 10).tolist(),
+                                      "n": len(reference)}
     if dataset.is_normal is not None and len(split.test):
         test_sources = None if dataset.sources is None else dataset.sources[split.test]
         metrics["test"] = evaluate_scores(scores["test"], labels[split.test], threshold, test_sources)

@@ -12,6 +12,7 @@ from detector import __version__
 
 def build_parser() -> argparse.ArgumentParser:
     from detector.cli import register as register_serve
+    from detector.model.promote import register as register_promote
     from sample_streams.cli import register as register_streams
     from trainer.cli import register as register_training
 
@@ -20,6 +21,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
     register_training(sub)
     register_serve(sub)
+    register_promote(sub)
     register_streams(sub)
     return parser
 

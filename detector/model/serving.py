@@ -42,15 +42,17 @@ class ServingModel:
     window: int  # samples per channel
     created: str = ""  # the bundle's creation time (ISO-8601)
     channels: tuple[str, ...] = ("value",)  # names, in the order of a window row's channel-major blocks
+    reference: tuple[float, ...] = ()  # deciles of the held-out normal scores (drift reference), if recorded
 
     @property
     def width(self) -> int:
         return self.window * len(self.channels)
 
 
-def load_serving_model(config: Config) -> tuple[ServingModel, torch.device]:
-    """Load and verify the configured bundle, place it on its device and warm it up (raises BundleError)."""
-    bundle = ModelBundle.load(config.model.bundle)
+def load_serving_model(config: Config, path: str | None = None) -> tuple[ServingModel, torch.device]:
+    """Load and verify the bundle (the configured one unless `path` names another), place it on its device and
+    warm it up (raises BundleError)."""
+    bundle = ModelBundle.load(path or config.model.bundle)
     if config.model.threads:
         torch.set_num_threads(config.model.threads)
     device = resolve_device(config.model.device)
@@ -60,6 +62,7 @@ def load_serving_model(config: Config) -> tuple[ServingModel, torch.device]:
     scorer.warm_up(config.model.warmup_batches)
     log.info("model %s %s on %s (%s), warmed up in %.2f s", bundle.name, bundle.version, device,
              config.model.dtype, time.perf_counter() - started)
+    deciles = tuple(float(d) for d in bundle.metrics.get("score_reference", {}).get("deciles", []))
     model = ServingModel(ModelIdentity(bundle.name, bundle.version), scorer, bundle.threshold, bundle.window,
-                         bundle.created, bundle.channels)
+                         bundle.created, bundle.channels, deciles)
     return model, device

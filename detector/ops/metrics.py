@@ -29,12 +29,27 @@ class WorkerMetrics:
         self.anomaly_channels = Counter("tsad_anomalies_by_channel", "Anomalous windows by the channel carrying "
                                         "the largest share of their reconstruction error", ["channel"],
                                         registry=registry)
+        self.model_reloads = Counter("tsad_model_reloads", "Bundles the worker tried to swap in, by result (loaded, "
+                                     "refused)", ["result"], registry=registry)
+        for result in ("loaded", "refused"):  # exported from the start: an alert's signal exists before a reload
+            self.model_reloads.labels(result=result)
+        self.model_anomalies = Counter("tsad_model_anomalies", "Anomalous windows by model role (live, shadow)",
+                                       ["role"], registry=registry)
+        self.shadow_agreement = Counter("tsad_shadow_agreement", "Windows by the verdicts of the live and the shadow "
+                                        "model: both, live_only, shadow_only, neither", ["verdicts"],
+                                        registry=registry)
+        self.shadow_score = BulkHistogram("tsad_shadow_score", "Anomaly score per window under the shadow model",
+                                          SCORE_BUCKETS, registry)
+        self.score_drift = Gauge("tsad_score_drift_psi", "Population stability index of recent scores against the "
+                                 "bundle's held-out normal scores (>0.25: the model no longer fits)",
+                                 registry=registry)
         self.episodes = Counter("tsad_episodes", "Alert-episode records by kind (episode_open, episode_update, "
                                 "episode_close)", ["kind"], registry=registry)
         self.episodes_active = Gauge("tsad_episodes_active", "Alert episodes open on this worker", registry=registry)
         self.published = Counter("tsad_records_published", "Output records acknowledged by Kafka, by kind: event "
                                  "(anomaly events), score (all-scores records), dead_letter (refused input), episode "
-                                 "(episode records), episode_state (saved episode state)",
+                                 "(episode records), episode_state (saved episode state), shadow (shadow-model "
+                                 "verdicts), model (model lifecycle records)",
                                  ["kind"], registry=registry)
         self.publish_failures = Counter("tsad_publish_failures", "Output sends that failed and were retried",
                                         ["kind"], registry=registry)

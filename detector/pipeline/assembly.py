@@ -9,6 +9,7 @@ from typing import cast
 
 from detector.config import Config
 from detector.kafka.seams import Sink, Source, StateReader, TransactionalSink
+from detector.model.reload import BundleWatcher
 from detector.model.serving import ServingModel
 from detector.ops.consumer_status import ConsumerStatus
 from detector.ops.health import Health
@@ -19,16 +20,20 @@ from detector.pipeline.commits import CommitStrategy, OffsetCommits, Transaction
 from detector.pipeline.delivery import Delivery
 from detector.pipeline.episode_stage import EpisodeStage
 from detector.pipeline.error_policy import ErrorPolicy
+from detector.pipeline.model_swap import ModelSwap
 from detector.pipeline.offsets import OffsetTracker
 from detector.pipeline.processing import BatchProcessor
+from detector.pipeline.shadow import ShadowStage
 from detector.pipeline.worker import Worker
 from detector.wire.windows import WindowDecoder
 
 
 def build_worker(*, config: Config, source: Source, sink: Sink, model: ServingModel, metrics: WorkerMetrics,
-                 health: Health, state: StateReader | None = None, clock: Callable[[], float] = time.monotonic,
+                 health: Health, state: StateReader | None = None, watcher: BundleWatcher | None = None,
+                 shadow: ServingModel | None = None, clock: Callable[[], float] = time.monotonic,
                  wall: Callable[[], float] = time.time) -> Worker:
-    """`state` reads the episode-state topic; needed unless events.mode is `windows`."""
+    """`state` reads the episode-state topic (needed unless events.mode is `windows`); `watcher` prepares new
+    bundles for hot reload; `shadow` is a candidate model scored beside the live one."""
     batch, worker = config.batch, config.worker
     batcher = MicroBatcher(model.width, batch.max_size, batch.max_wait_ms / 1000.0, clock)
     tracker = OffsetTracker()
@@ -48,11 +53,15 @@ def build_worker(*, config: Config, source: Source, sink: Sink, model: ServingMo
                                        on_rewind=episodes.load if episodes else None)
     else:
         commits = OffsetCommits(source, tracker, delivery, policy, metrics, interval_s, clock)
-    return Worker(
+    processor = BatchProcessor(config, model, tracker, delivery, metrics, latencies, clock, wall, episodes,
+                               ShadowStage(shadow, config.topics.shadow_topic, metrics) if shadow else None)
+    swap = None if watcher is None else ModelSwap(watcher, processor, delivery, metrics, config.topics.events,
+                                                  config.model.device, config.model.dtype, wall)
+    return Worker(model_swap=swap,
         config=config, source=source,
         decoder=WindowDecoder(model.window, config.input.format, config.input.max_message_bytes, model.channels),
         batcher=batcher, tracker=tracker,
-        processor=BatchProcessor(config, model, tracker, delivery, metrics, latencies, clock, wall, episodes),
+        processor=processor,
         delivery=delivery, commits=commits, backpressure=Backpressure(source, batch.max_in_flight, metrics),
         status=ConsumerStatus(source, metrics, health, worker.lag_interval_s, clock), policy=policy,
         latencies=latencies, metrics=metrics, health=health, clock=clock, wall=wall,

@@ -19,7 +19,7 @@ from detector.pipeline.error_policy import ErrorPolicy
 from detector.pipeline.offsets import OffsetTracker
 
 RETRY_BACKOFF_S = 0.5
-KINDS = ("event", "score", "dead_letter", "episode", "episode_state")
+KINDS = ("event", "score", "dead_letter", "episode", "episode_state", "shadow", "model")
 
 
 class Delivery:

@@ -15,20 +15,24 @@ from detector.config import Config
 from detector.kafka.seams import OutputRecord
 from detector.model.segments import segment_bounds
 from detector.model.serving import ServingModel
+from detector.ops.drift import ScoreDrift
 from detector.ops.metrics import Latencies, WorkerMetrics
 from detector.pipeline.batching import Batch
 from detector.pipeline.delivery import Delivery
 from detector.pipeline.episode_stage import EpisodeStage, source_of
 from detector.pipeline.offsets import OffsetTracker
+from detector.pipeline.shadow import ShadowStage
 from detector.wire.records import EncodedRecord, RecordEncoder
 
 
 class BatchProcessor:
     def __init__(self, config: Config, model: ServingModel, tracker: OffsetTracker, delivery: Delivery,
                  metrics: WorkerMetrics, latencies: Latencies, clock: Callable[[], float] = time.monotonic,
-                 wall: Callable[[], float] = time.time, episodes: EpisodeStage | None = None) -> None:
+                 wall: Callable[[], float] = time.time, episodes: EpisodeStage | None = None,
+                 shadow: ShadowStage | None = None) -> None:
         self.cfg = config
         self.episodes = episodes  # None: per-window events only (events.mode: windows)
+        self.shadow = shadow  # a candidate model scored beside the live one (model.shadow_bundle)
         self.window_events = config.events.mode in ("windows", "both")
         self.tracker, self.delivery, self.metrics, self.latencies = tracker, delivery, metrics, latencies
         self.clock, self.wall = clock, wall
@@ -37,8 +41,9 @@ class BatchProcessor:
         self.use(model)
 
     def use(self, model: ServingModel) -> None:
-        """Score every batch from now on with `model`."""
+        """Score every batch from now on with `model` (called between batches: a batch is scored by one model)."""
         self.model = model
+        self.drift = ScoreDrift(model.reference, self.cfg.model.drift_window)
         events = self.cfg.events
         self.encoder = RecordEncoder(model=model.identity.as_dict(), threshold=model.threshold.value,
                                      bounds=segment_bounds(model.window, events.segments), top=events.top_segments,
@@ -54,6 +59,9 @@ class BatchProcessor:
         self.metrics.batch_size.observe(len(batch))
         self.metrics.scored.inc(len(batch))
         self.metrics.score.observe_many(scores)
+        self.drift.observe(scores)
+        if self.drift.available:
+            self.metrics.score_drift.set(self.drift.psi())
         thresholds = self._thresholds(batch)
         if self.episodes is not None and self.episodes.adaptive is not None:
             base = np.full(len(batch), self.model.threshold.value) if thresholds is None else thresholds
@@ -62,16 +70,19 @@ class BatchProcessor:
         decided_at = self.wall()  # one clock read per batch: the detection time, and when windows without outputs close
         shares = result.shares(np.flatnonzero(anomalous))
         records = self.encoder.encode(batch, scores, anomalous, shares, decided_at, thresholds)
-        episode_records: list[tuple[int, OutputRecord]] = []
+        extra: list[tuple[int, OutputRecord]] = []  # episode, state and shadow records, each tied to its window
         if len(shares):
             self._count_channels(shares)
         if self.episodes is not None:
             applied = self.model.threshold.value if thresholds is None else thresholds
             ratios = np.asarray(scores, dtype=np.float64) / np.maximum(applied, 1e-12)
-            episode_records = self.episodes.process(batch, scores, ratios, anomalous, self.encoder.segments(shares),
+            extra = self.episodes.process(batch, scores, ratios, anomalous, self.encoder.segments(shares),
                                                     self.model, decided_at, thresholds)
-        self._close_inputs(batch, anomalous, episode_records, decided_at)
-        self._send(batch, records, episode_records, anomalous)
+        if self.shadow is not None:
+            self.metrics.model_anomalies.labels(role="live").inc(int(anomalous.sum()))
+            extra += self.shadow.process(batch, self.model, scores, anomalous)
+        self._close_inputs(batch, anomalous, extra, decided_at)
+        self._send(batch, records, extra, anomalous)
 
     def _thresholds(self, batch: Batch) -> np.ndarray | None:
         """Per-window thresholds when the bundle calibrated some per source; None: one threshold for all."""
@@ -79,18 +90,18 @@ class BatchProcessor:
             return None
         return self.model.threshold.for_sources([source_of(batch, i) for i in range(len(batch))])
 
-    def _close_inputs(self, batch: Batch, anomalous: np.ndarray, episode_records: list[tuple[int, OutputRecord]],
+    def _close_inputs(self, batch: Batch, anomalous: np.ndarray, extra: list[tuple[int, OutputRecord]],
                       decided_at: float) -> None:
         """Each window is processed: it now waits for its outputs' acknowledgements (or is safe at once)."""
         outputs = (anomalous.astype(np.int64) if self.window_events else np.zeros(len(batch), np.int64)) + (
             1 if self.scores_topic else 0)
-        for i, _ in episode_records:
+        for i, _ in extra:
             outputs[i] += 1
         processed = self.tracker.processed
         self.latencies.closed_many(decided_at, [processed(m.tp, m.offset, n)
                                                 for m, n in zip(batch.messages, outputs.tolist(), strict=True)])
 
-    def _send(self, batch: Batch, records: list[EncodedRecord], episode_records: list[tuple[int, OutputRecord]],
+    def _send(self, batch: Batch, records: list[EncodedRecord], extra: list[tuple[int, OutputRecord]],
               anomalous: np.ndarray) -> None:
         by_source: dict[str, int] = {}
         send, events_topic, scores_topic = self.delivery.send, self.events_topic, self.scores_topic
@@ -104,7 +115,7 @@ class BatchProcessor:
                     send(OutputRecord("event", events_topic, key, r.value, [], message))
             if scores_topic:
                 send(OutputRecord("score", scores_topic, key, r.value, [], message))
-        for _, record in episode_records:
+        for _, record in extra:
             send(record)
         if not window_events and not scores_topic:  # no per-window records: count the anomalies by their source
             for i in np.flatnonzero(anomalous).tolist():

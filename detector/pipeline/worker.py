@@ -22,6 +22,7 @@ from detector.pipeline.batching import MicroBatcher
 from detector.pipeline.commits import CommitStrategy
 from detector.pipeline.delivery import Delivery
 from detector.pipeline.error_policy import ErrorPolicy
+from detector.pipeline.model_swap import ModelSwap
 from detector.pipeline.offsets import OffsetTracker
 from detector.pipeline.processing import BatchProcessor
 from detector.wire.windows import WindowDecoder, header_ids
@@ -33,12 +34,12 @@ class Worker:
     def __init__(self, *, config: Config, source: Source, decoder: WindowDecoder, batcher: MicroBatcher,
                  tracker: OffsetTracker, processor: BatchProcessor, delivery: Delivery, commits: CommitStrategy,
                  backpressure: Backpressure, status: ConsumerStatus, policy: ErrorPolicy, latencies: Latencies,
-                 metrics: WorkerMetrics, health: Health, clock: Callable[[], float] = time.monotonic,
-                 wall: Callable[[], float] = time.time) -> None:
+                 metrics: WorkerMetrics, health: Health, model_swap: ModelSwap | None = None,
+                 clock: Callable[[], float] = time.monotonic, wall: Callable[[], float] = time.time) -> None:
         self.source, self.decoder, self.batcher, self.tracker = source, decoder, batcher, tracker
         self.processor, self.delivery, self.commits = processor, delivery, commits
         self.backpressure, self.status, self.policy, self.latencies = backpressure, status, policy, latencies
-        self.metrics, self.health = metrics, health
+        self.metrics, self.health, self.model_swap = metrics, health, model_swap
         self.clock, self.wall = clock, wall
         w = config.worker
         self.max_poll_records, self.poll_timeout_s = w.max_poll_records, w.poll_timeout_ms / 1000.0
@@ -60,6 +61,8 @@ class Worker:
     def step(self) -> None:
         self.commits.recover()
         self._load_pending_state()
+        if self.model_swap is not None:  # between two batches: a new bundle (hot reload) takes over here
+            self.model_swap.refresh()
         self.delivery.collect()
         self.commits.handle_failed_sends()
         self.backpressure.update(self.tracker.in_flight)
