@@ -67,8 +67,9 @@ class TopicsConfig:
 
 @dataclass(frozen=True)
 class InputConfig:
-    format: str = "auto"  # json | f32 | auto
+    format: str = "auto"  # json | f32 | batch | auto (docs/formats.md)
     max_message_bytes: int = 65536
+    max_batch_bytes: int = 8 << 20  # a batched message (many windows) may be this large
 
 
 @dataclass(frozen=True)
@@ -96,6 +97,7 @@ class ModelConfig:
 class EventsConfig:
     # episodes: one open/update/close per incident and source; windows: an event per anomalous window; both
     mode: str = "episodes"
+    scores_format: str = "json"  # json: a score record per window; arrow: one record per input message (batched input)
     segments: int = 10  # the window is cut into this many equal segments for attribution
     top_segments: int = 3
 

@@ -60,6 +60,8 @@ def validate(c: Config) -> None:
     if len(set(names)) != len(names):
         raise ConfigError(f"topics: input, events, dead_letter and scores must be distinct (episode_state too), "
                           f"got {names}")
+    if c.events.scores_format not in ("json", "arrow"):
+        raise ConfigError(f"events.scores_format: must be json or arrow, got {c.events.scores_format!r}")
     if c.events.mode not in EVENT_MODES:
         raise ConfigError(f"events.mode: must be one of {list(EVENT_MODES)}, got {c.events.mode!r}")
     e = c.episodes
@@ -79,8 +81,9 @@ def validate(c: Config) -> None:
         raise ConfigError("adaptive: quantile in (0.5, 1), margin > 0, rate in (0, 1), warmup >= 1")
     if not 0 < a.lower <= 1.0 <= a.upper:
         raise ConfigError(f"adaptive.lower/upper: need 0 < lower <= 1 <= upper, got {a.lower}, {a.upper}")
-    if c.input.format not in ("json", "f32", "auto"):
-        raise ConfigError(f"input.format: must be json, f32 or auto, got {c.input.format!r}")
+    if c.input.format not in ("json", "f32", "batch", "auto"):
+        raise ConfigError(f"input.format: must be json, f32 or auto, or batch for batched messages, got "
+                          f"{c.input.format!r}")
     _positive("input.max_message_bytes", c.input.max_message_bytes)
     _positive("batch.max_size", c.batch.max_size)
     if c.batch.max_wait_ms < 0:

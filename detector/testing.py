@@ -17,6 +17,7 @@ from detector.kafka.seams import (
     InputMessage,
     OutputRecord,
     RebalanceListener,
+    StateUnsettled,
     TopicPartition,
 )
 
@@ -198,8 +199,11 @@ class MemoryStateReader:
 
     sink: MemorySink
     partition_count: int = 1
+    unsettled: set[int] = field(default_factory=set)  # partitions holding an earlier owner's open transaction
 
     def read(self, topic: str, partitions: set[int]) -> list[InputMessage]:
+        if partitions & self.unsettled:
+            raise StateUnsettled(f"state partitions {sorted(partitions & self.unsettled)} of {topic}: open transaction")
         published = self.sink.visible if isinstance(self.sink, MemoryTransactionalSink) else self.sink.acked
         return [InputMessage(r.topic, r.partition or 0, i, r.key, r.value, [], 0) for i, r in enumerate(published)
                 if r.topic == topic and (r.partition or 0) in partitions]

@@ -37,7 +37,8 @@ def cmd_replay(args: argparse.Namespace) -> int:
         ensure_topics(args.bootstrap, {args.topic: args.partitions})
     producer = KafkaProducer(bootstrap_servers=args.bootstrap, linger_ms=5, acks="all")
     try:
-        stats = replay(records, producer, args.topic, args.format, args.rate, args.limit, print_progress)
+        stats = replay(records, producer, args.topic, args.format, args.rate, args.limit, print_progress,
+                       batch_size=args.batch_size)
     finally:
         producer.close()
     print(f"\rtsad replay: {stats.sent} windows to {args.topic} in {stats.seconds:.1f} s "
@@ -138,8 +139,10 @@ def register(sub: Any) -> None:
     r.add_argument("--time-column", dest="time_column", help="with --series: the time column")
     r.add_argument("--channels", help="with --series: channel columns, comma separated, in the model's order")
     r.add_argument("--label-column", dest="label_column", help="with --series: point-label column, or 'none'")
-    r.add_argument("--format", default="json", help="json | f32 (default json; several channels: C x L, "
-                   "channel-major)")
+    r.add_argument("--format", default="json", help="json | f32 | batch (default json; several channels: C x L, "
+                   "channel-major; batch: many windows per message, Arrow)")
+    r.add_argument("--batch-size", dest="batch_size", type=int, default=500,
+                   help="with --format batch: windows of one source per message (default 500)")
     r.add_argument("--rate", type=float, default=0.0, help="windows per second; 0 = as fast as possible")
     r.add_argument("--limit", type=int, help="stop after N windows")
     r.add_argument("--partitions", type=int, help="create the topic with N partitions if it does not exist")

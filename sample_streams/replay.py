@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import sys
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+import numpy as np
+
+from detector.wire.batch import encode_batch
 from detector.wire.windows import encode_f32, encode_json
 from sample_streams.generator import WindowRecord
 
@@ -37,17 +40,44 @@ def encode(record: WindowRecord, fmt: str) -> tuple[bytes, list[tuple[str, bytes
         headers = [("tsad-id", record.id.encode()), ("tsad-ts", repr(record.ts).encode()),
                    ("tsad-label", str(record.label).encode())]
         return encode_f32(record.values), headers
-    raise ValueError(f"unknown format {fmt!r}; choose json or f32")
+    raise ValueError(f"unknown format {fmt!r}; choose json, f32 or batch")
+
+
+def messages(records: Iterable[WindowRecord], fmt: str, batch_size: int = 500
+             ) -> Iterator[tuple[bytes, bytes | None, list[tuple[str, bytes]], int]]:
+    """(value, key, headers, windows) per Kafka message: one window each, or with fmt 'batch' up to `batch_size`
+    windows of one source per message (one source keeps one key, hence one partition)."""
+    if fmt != "batch":
+        for record in records:
+            value, headers = encode(record, fmt)
+            yield value, record.source.encode() or None, headers, 1
+        return
+    pending: dict[str, list[WindowRecord]] = {}
+    for record in records:
+        group = pending.setdefault(record.source, [])
+        group.append(record)
+        if len(group) >= batch_size:
+            yield _batch(pending.pop(record.source))
+    for group in pending.values():
+        yield _batch(group)
+
+
+def _batch(group: list[WindowRecord]) -> tuple[bytes, bytes | None, list[tuple[str, bytes]], int]:
+    value = encode_batch(np.asarray([r.values for r in group], np.float32), [r.id for r in group],
+                         [r.source for r in group], [r.ts for r in group])
+    return value, group[0].source.encode() or None, [], len(group)
 
 
 def replay(records: Iterable[WindowRecord], producer: Producer, topic: str, fmt: str = "json",
            rate: float = 0.0, limit: int | None = None, progress: Callable[[int, float], None] | None = None,
-           clock: Callable[[], float] = time.monotonic, sleep: Callable[[float], None] = time.sleep) -> ReplayStats:
-    """Send records; with `rate` > 0, message i leaves at start + i / rate (no bursts after a stall beyond one)."""
+           clock: Callable[[], float] = time.monotonic, sleep: Callable[[float], None] = time.sleep,
+           batch_size: int = 500) -> ReplayStats:
+    """Send records; with `rate` > 0 (windows per second), window i leaves at start + i / rate (no bursts after a
+    stall beyond one). With fmt 'batch', `batch_size` windows of a source travel in one message."""
     start = clock()
     last_report = start
     sent = 0
-    for record in records:
+    for value, key, headers, windows in messages(records, fmt, batch_size):
         if limit is not None and sent >= limit:
             break
         if rate > 0:
@@ -55,9 +85,8 @@ def replay(records: Iterable[WindowRecord], producer: Producer, topic: str, fmt:
             now = clock()
             if due > now:
                 sleep(due - now)
-        value, headers = encode(record, fmt)
-        producer.send(topic, value=value, key=record.source.encode() or None, headers=headers or None)
-        sent += 1
+        producer.send(topic, value=value, key=key, headers=headers or None)
+        sent += windows
         now = clock()
         if progress is not None and now - last_report >= 1.0:
             progress(sent, now - start)

@@ -37,6 +37,7 @@ from detector.kafka.seams import (
     OutputRecord,
     RebalanceListener,
     TopicPartition,
+    check_settled,
     translated,
 )
 from detector.kafka.settings import COMMIT_TIMEOUT_S
@@ -192,6 +193,8 @@ class ConfluentStateReader:
                    "isolation_level": "read_committed" if k.exactly_once else "read_uncommitted"}
         with translated("state reader start", *CLIENT_ERRORS):
             self.consumer = Consumer(settings.render(neutral, "confluent"))
+            uncommitted = {**neutral, "isolation_level": "read_uncommitted"}  # its watermarks: the high ones
+            self.uncommitted = Consumer(settings.render(uncommitted, "confluent")) if k.exactly_once else None
 
     def partitions(self, topic: str) -> int | None:
         with translated("state topic metadata", *CLIENT_ERRORS):
@@ -205,6 +208,9 @@ class ConfluentStateReader:
         with translated("state read", *CLIENT_ERRORS):
             ends = {p: self.consumer.get_watermark_offsets(KafkaTP(topic, p), timeout=COMMIT_TIMEOUT_S)[1]
                     for p in partitions}
+            if self.uncommitted is not None:
+                check_settled(topic, ends, {p: self.uncommitted.get_watermark_offsets(
+                    KafkaTP(topic, p), timeout=COMMIT_TIMEOUT_S)[1] for p in partitions})
             wanted = {p for p, end in ends.items() if end > 0}
             if not wanted:
                 return out
@@ -228,6 +234,8 @@ class ConfluentStateReader:
     def close(self) -> None:
         with translated("state reader close", *CLIENT_ERRORS):
             self.consumer.close()
+            if self.uncommitted is not None:
+                self.uncommitted.close()
 
 
 class ConfluentSink:

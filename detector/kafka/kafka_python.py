@@ -25,6 +25,7 @@ from detector.kafka.seams import (
     OutputRecord,
     RebalanceListener,
     TopicPartition,
+    check_settled,
     translated,
 )
 from detector.kafka.transactions import TransactionBracket
@@ -140,6 +141,9 @@ class KafkaStateReader:
                    "isolation_level": "read_committed" if k.exactly_once else "read_uncommitted"}
         with translated("state reader start", *CLIENT_ERRORS):
             self.consumer = KafkaConsumer(**settings.render(neutral, "kafka-python"))
+            # read_committed end offsets are last stable offsets; the high watermarks come from an uncommitted view
+            self.uncommitted = KafkaConsumer(**settings.render(
+                {**neutral, "isolation_level": "read_uncommitted"}, "kafka-python")) if k.exactly_once else None
 
     def partitions(self, topic: str) -> int | None:
         with translated("state topic metadata", *CLIENT_ERRORS):
@@ -155,6 +159,9 @@ class KafkaStateReader:
             self.consumer.assign(tps)
             self.consumer.seek_to_beginning(*tps)
             ends = self.consumer.end_offsets(tps)  # read_committed: the last stable offset
+            if self.uncommitted is not None:
+                check_settled(topic, {tp.partition: e for tp, e in ends.items()},
+                              {tp.partition: e for tp, e in self.uncommitted.end_offsets(tps).items()})
             deadline = time.monotonic() + settings.COMMIT_TIMEOUT_S * 6
             while any(self.consumer.position(tp) < end for tp, end in ends.items()):
                 if time.monotonic() > deadline:
@@ -169,6 +176,8 @@ class KafkaStateReader:
     def close(self) -> None:
         with translated("state reader close", *CLIENT_ERRORS):
             self.consumer.close(autocommit=False)
+            if self.uncommitted is not None:
+                self.uncommitted.close(autocommit=False)
 
 
 class KafkaSink:

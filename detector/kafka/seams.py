@@ -107,11 +107,28 @@ class Sink(Protocol):
     def close(self) -> None: ...
 
 
+class StateUnsettled(BrokerError):
+    """A state partition still holds a transaction of an earlier owner that neither committed nor aborted (a worker
+    killed mid-transaction, with another transactional id): its last stable offset stops before that transaction,
+    so state committed *after* it by later owners is not readable yet. The broker aborts it after
+    transaction.timeout.ms; until then the partition's input must wait, or its state would be restored stale."""
+
+
+def check_settled(topic: str, stable_ends: dict[int, int], ends: dict[int, int]) -> None:
+    """Raises StateUnsettled unless every partition's last stable offset has reached its end (high watermark)."""
+    open_ = {p: (stable_ends[p], end) for p, end in sorted(ends.items()) if stable_ends.get(p, end) < end}
+    if open_:
+        raise StateUnsettled(f"state partitions of {topic} with a transaction still open (partition: last stable "
+                             f"offset, end): {open_}; waiting for it to commit or time out")
+
+
 class StateReader(Protocol):
     """Reads compacted state partitions whole, from the beginning to their current end (read_committed when the
     worker runs exactly-once)."""
 
-    def read(self, topic: str, partitions: set[int]) -> list[InputMessage]: ...
+    def read(self, topic: str, partitions: set[int]) -> list[InputMessage]:
+        """Every record of these partitions; exactly-once: raises StateUnsettled while one holds an open
+        transaction of an earlier owner."""
 
     def partitions(self, topic: str) -> int | None:
         """How many partitions `topic` has; None if it does not exist."""

@@ -56,6 +56,7 @@ KEYS: dict[str, tuple[str | None, str | None]] = {
     "delivery_timeout_ms": (None, "message.timeout.ms"),
     "enable_idempotence": ("enable_idempotence", "enable.idempotence"),
     "transactional_id": ("transactional_id", "transactional.id"),
+    "transaction_timeout_ms": ("transaction_timeout_ms", "transaction.timeout.ms"),
 }
 
 _ADAPT: dict[tuple[str, str], Callable[[Any], Any]] = {
@@ -109,7 +110,10 @@ def producer(k: KafkaConfig) -> dict[str, Any]:
         "delivery_timeout_ms": 30_000,
     }
     if k.exactly_once:
-        out.update(enable_idempotence=True, transactional_id=transactional_id(k))
+        # A worker killed mid-transaction leaves it open until this timeout; until then read_committed readers
+        # (the next owner's episode-state read, downstream consumers) stop before it. Not below the delivery
+        # timeout (librdkafka requires that); the Java default is 60 s.
+        out.update(enable_idempotence=True, transactional_id=transactional_id(k), transaction_timeout_ms=30_000)
     return out
 
 

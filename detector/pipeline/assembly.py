@@ -20,6 +20,7 @@ from detector.pipeline.commits import CommitStrategy, OffsetCommits, Transaction
 from detector.pipeline.delivery import Delivery
 from detector.pipeline.episode_stage import EpisodeStage
 from detector.pipeline.error_policy import ErrorPolicy
+from detector.pipeline.ingest import Ingest
 from detector.pipeline.model_swap import ModelSwap
 from detector.pipeline.offsets import OffsetTracker
 from detector.pipeline.processing import BatchProcessor
@@ -57,9 +58,12 @@ def build_worker(*, config: Config, source: Source, sink: Sink, model: ServingMo
                                ShadowStage(shadow, config.topics.shadow_topic, metrics) if shadow else None)
     swap = None if watcher is None else ModelSwap(watcher, processor, delivery, metrics, config.topics.events,
                                                   config.model.device, config.model.dtype, wall)
+    decoder = WindowDecoder(model.window, config.input.format, config.input.max_message_bytes, model.channels,
+                            config.input.max_batch_bytes)
+    ingest = Ingest(decoder, batcher, tracker, processor, delivery, policy, latencies, metrics, config.topics.input,
+                    wall)
     return Worker(model_swap=swap,
-        config=config, source=source,
-        decoder=WindowDecoder(model.window, config.input.format, config.input.max_message_bytes, model.channels),
+        config=config, source=source, ingest=ingest,
         batcher=batcher, tracker=tracker,
         processor=processor,
         delivery=delivery, commits=commits, backpressure=Backpressure(source, batch.max_in_flight, metrics),

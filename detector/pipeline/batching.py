@@ -22,6 +22,7 @@ class Batch:
     ids: Sequence[str | None]  # window ids (from the payload or the tsad-id header)
     sources: Sequence[str | None]  # source named in the payload (else the Kafka key is used)
     ts: Sequence[float | None]  # event time named in the payload, epoch seconds (else the Kafka timestamp)
+    rows: Sequence[int] = ()  # row of each window within a batched message (-1: the message is that one window)
 
     def __len__(self) -> int:
         return len(self.messages)
@@ -38,6 +39,7 @@ class MicroBatcher:
         self._ids: list[str | None] = []
         self._sources: list[str | None] = []
         self._ts: list[float | None] = []
+        self._rows: list[int] = []
         self._first_at = 0.0
 
     def __len__(self) -> int:
@@ -48,7 +50,7 @@ class MicroBatcher:
         return len(self._messages) >= self.max_size
 
     def add(self, windows: np.ndarray, messages: Sequence[InputMessage], ids: Sequence[str | None],
-            sources: Sequence[str | None], ts: Sequence[float | None]) -> int:
+            sources: Sequence[str | None], ts: Sequence[float | None], rows: Sequence[int] | None = None) -> int:
         """Append as many of the given windows as fit; return how many were taken (the caller keeps the rest)."""
         n = len(self._messages)
         take = min(len(messages), self.max_size - n)
@@ -61,6 +63,7 @@ class MicroBatcher:
         self._ids.extend(ids[:take])
         self._sources.extend(sources[:take])
         self._ts.extend(ts[:take])
+        self._rows.extend(rows[:take] if rows is not None else [-1] * take)
         return take
 
     def ready(self) -> bool:
@@ -74,8 +77,8 @@ class MicroBatcher:
 
     def take(self) -> Batch:
         n = len(self._messages)
-        batch = Batch(self._buffer[:n].copy(), self._messages, self._ids, self._sources, self._ts)
-        self._messages, self._ids, self._sources, self._ts = [], [], [], []
+        batch = Batch(self._buffer[:n].copy(), self._messages, self._ids, self._sources, self._ts, self._rows)
+        self._messages, self._ids, self._sources, self._ts, self._rows = [], [], [], [], []
         return batch
 
     def drop_partitions(self, partitions: set[tuple[str, int]]) -> int:
@@ -88,4 +91,5 @@ class MicroBatcher:
             self._ids = [self._ids[i] for i in keep]
             self._sources = [self._sources[i] for i in keep]
             self._ts = [self._ts[i] for i in keep]
+            self._rows = [self._rows[i] for i in keep]
         return dropped

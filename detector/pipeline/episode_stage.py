@@ -11,6 +11,7 @@ offset and changes nothing, so an incident never opens a second episode and its 
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -19,13 +20,15 @@ import numpy as np
 import orjson
 
 from detector.config import Config
-from detector.kafka.seams import InputMessage, OutputRecord, StateReader, TopicPartition
+from detector.kafka.seams import InputMessage, OutputRecord, StateReader, StateUnsettled, TopicPartition
 from detector.model.serving import ServingModel
 from detector.ops.metrics import WorkerMetrics
 from detector.pipeline.adaptive import AdaptivePolicy, AdaptiveThresholds
 from detector.pipeline.batching import Batch
 from detector.pipeline.episodes import EpisodePolicy, EpisodeRecord, EpisodeTracker, SourceState, WindowVerdict
 from detector.wire.records import iso_times
+
+log = logging.getLogger("tsad.episodes")
 
 
 def source_of(batch: Batch, i: int) -> str:
@@ -35,6 +38,8 @@ def source_of(batch: Batch, i: int) -> str:
 
 
 class EpisodeStage:
+    RETRY_S = 1.0  # how often partitions waiting for their state try again
+
     def __init__(self, config: Config, reader: StateReader, metrics: WorkerMetrics,
                  wall: Callable[[], float] = time.time) -> None:
         e, a = config.episodes, config.adaptive
@@ -47,6 +52,7 @@ class EpisodeStage:
         self._counts = {kind: metrics.episodes.labels(kind=kind)
                         for kind in ("episode_open", "episode_update", "episode_close")}
         self.pending: set[TopicPartition] = set()  # assigned partitions whose state could not be read yet
+        self._retry_at = 0.0
 
     def thresholds(self, batch: Batch, base: np.ndarray) -> np.ndarray:
         """Adaptive thresholds for the batch's windows (as of the batch's start), from `base` (calibrated)."""
@@ -74,10 +80,11 @@ class EpisodeStage:
         event_times = [t if t is not None else k for t, k in zip((batch.ts[i] for i in candidates), kafka_ts,
                                                                    strict=True)]
         records: list[tuple[int, EpisodeRecord]] = []
+        rows = batch.rows or [-1] * len(batch)
         for i, t in zip(candidates, event_times, strict=True):
             m, source = batch.messages[i], source_of(batch, i)
             verdict = WindowVerdict(source, m.partition, m.offset, t, float(scores[i]), float(ratios[i]),
-                                    by_position.get(i))
+                                    by_position.get(i), rows[i])
             records += [(i, r) for r in self.tracker.apply(verdict, decided_at)]
             last_of[source] = i
         return self._episode_records(batch, records, model, decided_at) + self._state_records(batch, last_of)
@@ -124,6 +131,22 @@ class EpisodeStage:
             else:
                 self.tracker.drop_sources({source})
         self.metrics.episodes_active.set(self.tracker.open_episodes)
+
+    def load_pending(self, assignment: set[TopicPartition], now: float) -> set[TopicPartition]:
+        """Retry (at most every RETRY_S) the state of assigned partitions that wait for it; returns those loaded.
+        A state partition with an earlier owner's transaction still open keeps waiting (StateUnsettled); other
+        broker errors propagate to the loop."""
+        if now < self._retry_at:
+            return set()
+        self._retry_at = now + self.RETRY_S
+        pending = self.pending & assignment
+        try:
+            self.load(pending)
+        except StateUnsettled as exc:
+            log.info("episode state not read yet: %s", exc)
+            return set()
+        self.pending = set()
+        return pending
 
     def forget(self, partitions: set[TopicPartition]) -> None:
         self.pending -= partitions

@@ -66,6 +66,7 @@ class SourceState:
 
     last_offset: int = -1
     partition: int = -1  # the input partition the source's windows arrive on
+    last_row: int = -1  # row of the last window applied, within a batched message
     recent: int = 0  # bit i: the i-th most recent window crossed the threshold
     quiet: int = 0  # consecutive windows below the closing level while an episode is open
     cooldown: int = 0  # windows still to pass before a new episode may open
@@ -79,9 +80,10 @@ class SourceState:
     @staticmethod
     def from_dict(data: dict[str, Any]) -> SourceState:
         episode = data.get("episode")
-        return SourceState(int(data["last_offset"]), int(data.get("partition", -1)), int(data["recent"]),
-                           int(data["quiet"]), int(data["cooldown"]), None if episode is None else Episode(**episode),
-                           float(data.get("adaptive_q", 0.0)), int(data.get("adaptive_n", 0)))
+        return SourceState(int(data["last_offset"]), int(data.get("partition", -1)), int(data.get("last_row", -1)),
+                           int(data["recent"]), int(data["quiet"]), int(data["cooldown"]),
+                           None if episode is None else Episode(**episode), float(data.get("adaptive_q", 0.0)),
+                           int(data.get("adaptive_n", 0)))
 
 
 @dataclass(frozen=True)
@@ -93,6 +95,7 @@ class WindowVerdict:
     score: float
     ratio: float  # score / threshold
     segments: list[dict[str, Any]] | None = None  # for windows above the threshold
+    row: int = -1  # within a batched message
 
 
 @dataclass(frozen=True)
@@ -105,7 +108,8 @@ class EpisodeRecord:
              threshold: float) -> dict[str, Any]:
         """The record as JSON-able fields; `times` maps event times (epoch seconds) to their ISO-8601 text."""
         e = self.episode
-        return {"schema": 1, "type": self.kind, "id": f"{e.id}/{self.kind}/{self.window.offset}",
+        at = f"{self.window.offset}" + (f".{self.window.row}" if self.window.row >= 0 else "")
+        return {"schema": 1, "type": self.kind, "id": f"{e.id}/{self.kind}/{at}",
                 "episode_id": e.id, "source": e.source, "start_time": times[e.start_time],
                 "end_time": times[e.end_time] if self.kind == "episode_close" else None,
                 "last_time": times[e.end_time], "peak_score": round(e.peak_score, 6),
@@ -143,9 +147,9 @@ class EpisodeTracker:
         (self.active.add if _live(state) else self.active.discard)(w.source)
 
     def _apply(self, state: SourceState, w: WindowVerdict, now: float) -> Iterator[EpisodeRecord]:
-        if w.offset <= state.last_offset:
+        if (w.offset, w.row) <= (state.last_offset, state.last_row):
             return  # re-read after a crash or a rebalance: already applied
-        state.last_offset, state.partition = w.offset, w.partition
+        state.last_offset, state.last_row, state.partition = w.offset, w.row, w.partition
         crossed = w.ratio > 1.0
         if crossed or state.episode is not None or state.recent or state.cooldown:
             self.dirty.add(w.source)
@@ -156,7 +160,8 @@ class EpisodeTracker:
             if state.cooldown:
                 state.cooldown -= 1
             elif crossed and bin(state.recent).count("1") >= p.open_k:
-                state.episode = Episode(f"{w.source}@{w.partition}:{w.offset}", w.source, w.event_time,
+                where = f"{w.partition}:{w.offset}" + (f".{w.row}" if w.row >= 0 else "")
+                state.episode = Episode(f"{w.source}@{where}", w.source, w.event_time,
                                         w.event_time, w.score, w.ratio, 1, w.segments, now, now, w.ratio)
                 state.quiet = 0
                 yield EpisodeRecord("episode_open", replace(state.episode), w)

@@ -43,10 +43,14 @@ class ErrorPolicy:
             self._suppressed = 0
         log.log(level, text, *args)
 
-    def invalid_input(self, message: InputMessage, error: InvalidWindow) -> OutputRecord:
+    def invalid_input(self, message: InputMessage, error: InvalidWindow, row: int = -1,
+                      value: bytes | None = None) -> OutputRecord:
+        """The dead letter of a refused message — or of one refused `row` of a batched message, whose `value` is
+        then that row alone."""
         self.metrics.invalid.labels(reason=error.reason).inc()
-        self._log(logging.WARNING, "%s[%d]@%d: invalid window (%s): %s", message.topic, message.partition,
-                  message.offset, error.reason, error.detail)
+        where = f" row {row}" if row >= 0 else ""
+        self._log(logging.WARNING, "%s[%d]@%d%s: invalid window (%s): %s", message.topic, message.partition,
+                  message.offset, where, error.reason, error.detail)
         headers = [
             *message.headers,
             ("tsad-error-reason", error.reason.encode()),
@@ -54,9 +58,10 @@ class ErrorPolicy:
             ("tsad-source-topic", message.topic.encode()),
             ("tsad-source-partition", str(message.partition).encode()),
             ("tsad-source-offset", str(message.offset).encode()),
+            *([("tsad-source-row", str(row).encode())] if row >= 0 else []),
         ]
-        return OutputRecord("dead_letter", self.dead_letter_topic, message.key, message.value or b"", headers,
-                            message)
+        return OutputRecord("dead_letter", self.dead_letter_topic, message.key,
+                            value if value is not None else message.value or b"", headers, message)
 
     def publish_failed(self, record: OutputRecord, error: Exception) -> None:
         self.metrics.publish_failures.labels(kind=record.kind).inc()

@@ -23,6 +23,7 @@ from detector.pipeline.episode_stage import EpisodeStage, source_of
 from detector.pipeline.offsets import OffsetTracker
 from detector.pipeline.shadow import ShadowStage
 from detector.wire.records import EncodedRecord, RecordEncoder
+from detector.wire.score_batch import encode_scores
 
 
 class BatchProcessor:
@@ -38,6 +39,7 @@ class BatchProcessor:
         self.clock, self.wall = clock, wall
         self.events_topic = config.topics.events
         self.scores_topic = config.topics.scores
+        self.json_scores = bool(self.scores_topic) and config.events.scores_format == "json"  # else Arrow, bulk
         self.use(model)
 
     def use(self, model: ServingModel) -> None:
@@ -47,7 +49,7 @@ class BatchProcessor:
         events = self.cfg.events
         self.encoder = RecordEncoder(model=model.identity.as_dict(), threshold=model.threshold.value,
                                      bounds=segment_bounds(model.window, events.segments), top=events.top_segments,
-                                     all_scores=bool(self.scores_topic), channels=model.channels,
+                                     all_scores=self.json_scores, channels=model.channels,
                                      window_events=self.window_events)
         self.metrics.threshold.set(model.threshold.value)
 
@@ -81,6 +83,8 @@ class BatchProcessor:
         if self.shadow is not None:
             self.metrics.model_anomalies.labels(role="live").inc(int(anomalous.sum()))
             extra += self.shadow.process(batch, self.model, scores, anomalous)
+        if self.scores_topic and not self.json_scores:
+            extra += self._score_batches(batch, scores, anomalous, thresholds)
         self._close_inputs(batch, anomalous, extra, decided_at)
         self._send(batch, records, extra, anomalous)
 
@@ -94,7 +98,7 @@ class BatchProcessor:
                       decided_at: float) -> None:
         """Each window is processed: it now waits for its outputs' acknowledgements (or is safe at once)."""
         outputs = (anomalous.astype(np.int64) if self.window_events else np.zeros(len(batch), np.int64)) + (
-            1 if self.scores_topic else 0)
+            1 if self.json_scores else 0)
         for i, _ in extra:
             outputs[i] += 1
         processed = self.tracker.processed
@@ -104,7 +108,7 @@ class BatchProcessor:
     def _send(self, batch: Batch, records: list[EncodedRecord], extra: list[tuple[int, OutputRecord]],
               anomalous: np.ndarray) -> None:
         by_source: dict[str, int] = {}
-        send, events_topic, scores_topic = self.delivery.send, self.events_topic, self.scores_topic
+        send, events_topic, scores_topic = self.delivery.send, self.events_topic, self.json_scores and self.scores_topic
         window_events = self.window_events
         for r in records:
             message = batch.messages[r.position]
@@ -122,6 +126,26 @@ class BatchProcessor:
                 source = source_of(batch, i)
                 by_source[source] = by_source.get(source, 0) + 1
         self.metrics.count_anomalies(by_source)
+
+    def _score_batches(self, batch: Batch, scores: np.ndarray, anomalous: np.ndarray,
+                       thresholds: np.ndarray | None) -> list[tuple[int, OutputRecord]]:
+        """One Arrow score record per input message of the batch, tied to its last window here."""
+        applied = np.full(len(batch), self.model.threshold.value) if thresholds is None else thresholds
+        rows = batch.rows or [-1] * len(batch)
+        groups: dict[tuple[str, int, int], list[int]] = {}
+        for i, m in enumerate(batch.messages):
+            groups.setdefault((m.topic, m.partition, m.offset), []).append(i)
+        out = []
+        identity = self.model.identity.as_dict()
+        for (topic, partition, offset), members in groups.items():
+            first = members[0]
+            ids = [f"{topic}-{partition}-{offset}" + (f"-{rows[i]}" if rows[i] >= 0 else "") for i in members]
+            sources = [source_of(batch, i) for i in members]
+            value = encode_scores(ids, [batch.ids[i] for i in members], sources, [rows[i] for i in members],
+                                  scores[members], applied[members], anomalous[members], identity)
+            out.append((members[-1], OutputRecord("score", str(self.scores_topic), sources[0].encode(), value, [],
+                                                  batch.messages[first])))
+        return out
 
     def _count_channels(self, shares: np.ndarray) -> None:
         """Which channel carries the largest share of each anomalous window's error."""

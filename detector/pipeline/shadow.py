@@ -37,13 +37,15 @@ class ShadowStage:
             if mask.any():
                 self._agreement[name].inc(int(mask.sum()))
         out = []
+        rows = batch.rows or [-1] * len(batch)
         for i in np.flatnonzero(anomalous).tolist():
-            m = batch.messages[i]
+            m, row = batch.messages[i], rows[i]
             source = batch.sources[i] or (m.key.decode("utf-8", errors="replace") if m.key else "unknown")
             body: dict[str, Any] = {
-                "schema": 1, "id": f"{m.topic}-{m.partition}-{m.offset}", "source": source,
+                "schema": 1, "id": f"{m.topic}-{m.partition}-{m.offset}" + (f"-{row}" if row >= 0 else ""),
+                "source": source,
                 "input": {"topic": m.topic, "partition": m.partition, "offset": m.offset,
-                          "window_id": batch.ids[i]},
+                          "window_id": batch.ids[i], **({"row": row} if row >= 0 else {})},
                 "score": round(float(scores[i]), 6), "threshold": round(self.model.threshold.value, 6),
                 "model": self.model.identity.as_dict(),
                 "live": {"anomaly": bool(live_anomalous[i]), "score": round(float(live_scores[i]), 6),

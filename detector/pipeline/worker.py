@@ -13,7 +13,7 @@ import time
 from collections.abc import Callable
 
 from detector.config import Config
-from detector.kafka.seams import BrokerError, InputMessage, Source, TopicPartition
+from detector.kafka.seams import BrokerError, Source, TopicPartition
 from detector.ops.consumer_status import ConsumerStatus
 from detector.ops.health import Health
 from detector.ops.metrics import Latencies, WorkerMetrics
@@ -22,21 +22,21 @@ from detector.pipeline.batching import MicroBatcher
 from detector.pipeline.commits import CommitStrategy
 from detector.pipeline.delivery import Delivery
 from detector.pipeline.error_policy import ErrorPolicy
+from detector.pipeline.ingest import Ingest
 from detector.pipeline.model_swap import ModelSwap
 from detector.pipeline.offsets import OffsetTracker
 from detector.pipeline.processing import BatchProcessor
-from detector.wire.windows import WindowDecoder, header_ids
 
 log = logging.getLogger("tsad.worker")
 
 
 class Worker:
-    def __init__(self, *, config: Config, source: Source, decoder: WindowDecoder, batcher: MicroBatcher,
+    def __init__(self, *, config: Config, source: Source, ingest: Ingest, batcher: MicroBatcher,
                  tracker: OffsetTracker, processor: BatchProcessor, delivery: Delivery, commits: CommitStrategy,
                  backpressure: Backpressure, status: ConsumerStatus, policy: ErrorPolicy, latencies: Latencies,
                  metrics: WorkerMetrics, health: Health, model_swap: ModelSwap | None = None,
                  clock: Callable[[], float] = time.monotonic, wall: Callable[[], float] = time.time) -> None:
-        self.source, self.decoder, self.batcher, self.tracker = source, decoder, batcher, tracker
+        self.source, self.ingest, self.batcher, self.tracker = source, ingest, batcher, tracker
         self.processor, self.delivery, self.commits = processor, delivery, commits
         self.backpressure, self.status, self.policy, self.latencies = backpressure, status, policy, latencies
         self.metrics, self.health, self.model_swap = metrics, health, model_swap
@@ -45,7 +45,6 @@ class Worker:
         self.max_poll_records, self.poll_timeout_s = w.max_poll_records, w.poll_timeout_ms / 1000.0
         self.shutdown_timeout_s = w.shutdown_timeout_s
         self.revoke_flush_s = min(5.0, w.shutdown_timeout_s)
-        self._consumed = metrics.consumed.labels(topic=config.topics.input)
 
     def run(self, stop: threading.Event) -> None:
         log.info("worker started")
@@ -78,7 +77,7 @@ class Worker:
         self.metrics.last_poll.set(self.wall())
         if messages:
             self.health.broker_connected = True
-            self.ingest(messages)
+            self.ingest(messages)  # track, decode, dead-letter, batch (pipeline/ingest.py)
         if self.batcher.ready():
             self.processor.process(self.batcher.take())
         self.delivery.collect()
@@ -90,11 +89,9 @@ class Worker:
         episodes = self.processor.episodes
         if episodes is None or not episodes.pending:
             return
-        pending = episodes.pending & self.source.assignment()
-        episodes.load(pending)  # raises BrokerError while the state topic cannot be read
-        episodes.pending = set()
-        if not self.backpressure.active:
-            self.source.resume(pending)
+        loaded = episodes.load_pending(self.source.assignment(), self.clock())
+        if loaded and not self.backpressure.active:
+            self.source.resume(loaded)
 
     def drain(self, deadline: float) -> None:
         """Stop taking input; score what is buffered; wait for every output; commit. Called on shutdown."""
@@ -108,26 +105,6 @@ class Worker:
         if self.tracker.in_flight:
             log.warning("shutdown deadline reached with %d windows not yet safe; they will be re-read",
                         self.tracker.in_flight)
-
-    def ingest(self, messages: list[InputMessage]) -> None:
-        """Track, decode and batch a whole poll; dead-letter the invalid messages."""
-        self._consumed.inc(len(messages))
-        self.tracker.begin_many(messages)
-        decoded = self.decoder.decode_many([m.value for m in messages])
-        now = self.wall()
-        for i, error in decoded.errors:
-            message = messages[i]
-            self.delivery.emit(self.policy.invalid_input(message, error))
-            self.latencies.closed(now, self.tracker.release(message.tp, message.offset))
-        chosen = [messages[i] for i in decoded.index]
-        ids = header_ids(chosen, decoded.ids)
-        start = 0
-        while start < len(chosen):
-            start += self.batcher.add(decoded.windows[start:], chosen[start:], ids[start:], decoded.sources[start:],
-                                      decoded.ts[start:])
-            if self.batcher.full:
-                self.processor.process(self.batcher.take())
-        self.latencies.observe()
 
     # ---- rebalance (called from inside source.poll) -----------------------------------------------------------
     def on_revoked(self, partitions: set[TopicPartition]) -> None:

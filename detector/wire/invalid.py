@@ -21,6 +21,7 @@ REASONS = (
     "non_finite",
     "out_of_range",
     "bad_field",
+    "bad_batch",
 )
 F32 = np.dtype("<f4")
 # Values beyond float32's range cannot be scored; reject them rather than overflow to inf.

@@ -25,6 +25,7 @@ class WindowColumns(Protocol):
     ids: Sequence[str | None]
     sources: Sequence[str | None]
     ts: Sequence[float | None]
+    rows: Sequence[int]  # row within a batched message, -1 for a message of its own
 
     def __len__(self) -> int: ...
 
@@ -88,14 +89,18 @@ class RecordEncoder:
         flags = anomalous[positions].tolist()
         segments = self._segments(shares, flags)
         out = []
+        rows = batch.rows or [-1] * len(batch)
         for j, i in enumerate(chosen):
-            m = batch.messages[i]
+            m, row = batch.messages[i], rows[i]
             source = batch.sources[i] or (m.key.decode("utf-8", errors="replace") if m.key else "unknown")
+            where = {"topic": m.topic, "partition": m.partition, "offset": m.offset, "window_id": batch.ids[i]}
+            if row >= 0:  # a window of a batched message: its row makes it unique
+                where["row"] = row
             record: dict[str, Any] = {
                 "schema": SCHEMA_VERSION,
-                "id": f"{m.topic}-{m.partition}-{m.offset}",
+                "id": f"{m.topic}-{m.partition}-{m.offset}" + (f"-{row}" if row >= 0 else ""),
                 "source": source,
-                "input": {"topic": m.topic, "partition": m.partition, "offset": m.offset, "window_id": batch.ids[i]},
+                "input": where,
                 "event_time": event_times[j],
                 "detection_time": detection_time,
                 "anomaly": flags[j],

@@ -4,7 +4,9 @@
   with several channels `"values"` maps each channel name to its `window` numbers.
 - `f32`: exactly channels × `window` little-endian float32, channel-major (560 bytes for one channel of 140); the
   source travels in the Kafka key.
-- `auto`: f32 for payloads of exactly the f32 size that are not a JSON object, JSON otherwise.
+- `batch`: many windows in one message, an Arrow IPC stream (`wire/batch.py`).
+- `auto`: f32 for payloads of exactly the f32 size that are not a JSON object, a batch for an Arrow stream, JSON
+  otherwise.
 
 A decoded window is one float32 row of channels × window values, channel-major, in the bundle's channel order.
 
@@ -16,11 +18,12 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
+from detector.wire.batch import MAGIC, decode_batch
 from detector.wire.invalid import F32, InvalidWindow
 from detector.wire.json_body import (
     checked_values,
@@ -32,7 +35,7 @@ from detector.wire.json_body import (
     plain_matrix,
 )
 
-FORMATS = ("json", "f32", "auto")
+FORMATS = ("json", "f32", "batch", "auto")
 
 
 @dataclass(frozen=True)
@@ -46,14 +49,34 @@ class DecodedWindow:
 
 @dataclass
 class DecodedBatch:
-    """Many payloads decoded at once: the valid windows as one matrix with their fields, and the invalid ones."""
+    """Many payloads decoded at once: the valid windows as one matrix with their fields, and the invalid ones.
+    A batched message contributes one window per valid row (its position repeats in `index`)."""
 
     windows: np.ndarray  # [k, channels * window] float32
-    index: list[int]  # position of each valid window among the payloads, ascending
+    index: list[int]  # position of each valid window's message among the payloads, ascending
     ids: list[str | None]
     sources: list[str | None]
     ts: list[float | None]
-    errors: list[tuple[int, InvalidWindow]]  # (position, why) of each invalid payload
+    errors: list[tuple[int, InvalidWindow]]  # (position, why) of each payload refused as a whole
+    rows: list[int] | None = None  # row of each window within its batched message (-1: a message of its own)
+    row_errors: list[tuple[int, int, InvalidWindow]] = field(default_factory=list)  # (position, row, why)
+    batch_rows: dict[int, int] = field(default_factory=dict)  # position -> rows (valid or not) of a batched message
+
+
+def combine(a: DecodedBatch, b: DecodedBatch) -> DecodedBatch:
+    """Two decodings of disjoint payloads of one poll, merged back into poll order."""
+    rows_a, rows_b = a.rows or [-1] * len(a.index), b.rows or [-1] * len(b.index)
+    keys = list(zip(a.index + b.index, rows_a + rows_b, strict=True))
+    order = sorted(range(len(keys)), key=keys.__getitem__)
+    pick = lambda x, y: [(x + y)[j] for j in order]  # noqa: E731
+    return DecodedBatch(np.concatenate([a.windows, b.windows])[order], pick(a.index, b.index), pick(a.ids, b.ids),
+                        pick(a.sources, b.sources), pick(a.ts, b.ts), sorted(a.errors + b.errors, key=_first),
+                        pick(rows_a, rows_b) if a.rows is not None or b.rows is not None else None,
+                        a.row_errors + b.row_errors, {**a.batch_rows, **b.batch_rows})
+
+
+def _first(item: tuple[int, InvalidWindow]) -> int:
+    return item[0]
 
 
 def encode_json(values: np.ndarray | list[float], *, id: str | None = None, source: str | None = None,
@@ -88,7 +111,7 @@ class WindowDecoder:
     """Decodes and validates one message at a time; `fmt='auto'` picks JSON for payloads starting with '{'."""
 
     def __init__(self, window: int = 140, fmt: str = "auto", max_bytes: int = 65536,
-                 channels: Sequence[str] = ("value",)) -> None:
+                 channels: Sequence[str] = ("value",), max_batch_bytes: int = 8 << 20) -> None:
         if fmt not in FORMATS:
             raise ValueError(f"window format must be one of {list(FORMATS)}, got {fmt!r}")
         self.window = window
@@ -96,6 +119,7 @@ class WindowDecoder:
         self.width = window * len(self.channels)
         self.fmt = fmt
         self.max_bytes = max_bytes
+        self.max_batch_bytes = max_batch_bytes
 
     def decode(self, payload: bytes | None) -> DecodedWindow:
         if not payload:
@@ -130,11 +154,46 @@ class WindowDecoder:
     def decode_many(self, payloads: Sequence[bytes | None]) -> DecodedBatch:
         """Decode a whole poll: the same verdicts and values as `decode` on each payload, with the common case
         (every payload well formed) done in a few vectorised steps instead of per-message numpy work."""
+        if self.fmt == "batch":
+            return self._many_batches(payloads, range(len(payloads)))
         if self.fmt == "f32" and self.width * F32.itemsize <= self.max_bytes:
             return self._many_f32(payloads)
         if self.fmt == "json":
             return self._many_json(payloads)
+        size = self.width * F32.itemsize
+        batched = [i for i, p in enumerate(payloads) if p and p[:4] == MAGIC and len(p) != size]
+        if batched:
+            chosen = set(batched)
+            rest = [i for i in range(len(payloads)) if i not in chosen]
+            return combine(self._many_batches(payloads, batched), self._many_each(payloads, rest))
         return self._many_each(payloads, range(len(payloads)))
+
+    def _many_batches(self, payloads: Sequence[bytes | None], positions: Sequence[int]) -> DecodedBatch:
+        """Batched messages: every valid row a window; a message refused as a whole, or single rows."""
+        parts: list[np.ndarray] = []
+        out = DecodedBatch(np.empty((0, self.width), np.float32), [], [], [], [], [], [], [], {})
+        for i in positions:
+            payload = payloads[i]
+            try:
+                if not payload:
+                    raise InvalidWindow("empty", "message has no value")
+                if len(payload) > self.max_batch_bytes:
+                    raise InvalidWindow("oversized", f"{len(payload)} bytes > batch limit {self.max_batch_bytes}")
+                rows = decode_batch(payload, self.width)
+            except InvalidWindow as error:
+                out.errors.append((i, error))
+                continue
+            parts.append(rows.windows)
+            out.index += [i] * len(rows.rows)
+            out.ids += rows.ids
+            out.sources += rows.sources
+            out.ts += rows.ts
+            out.rows += rows.rows  # type: ignore[operator]
+            out.row_errors += [(i, r, e) for r, e in rows.errors]
+            out.batch_rows[i] = len(rows.rows) + len(rows.errors)
+        if parts:
+            out.windows = np.concatenate(parts)
+        return out
 
     def _many_each(self, payloads: Sequence[bytes | None], positions: Sequence[int]) -> DecodedBatch:
         """The per-message path, for `auto` and for the payloads a vectorised path set aside."""
@@ -198,11 +257,7 @@ class WindowDecoder:
             windows = np.empty((0, self.width), dtype=np.float32)
         if not aside:
             return DecodedBatch(windows, index, ids, sources, ts, [])
-        rest = self._many_each(payloads, aside)
-        order = np.argsort(index + rest.index, kind="stable")
-        return DecodedBatch(np.concatenate([windows, rest.windows])[order], sorted(index + rest.index),
-                            [(ids + rest.ids)[j] for j in order], [(sources + rest.sources)[j] for j in order],
-                            [(ts + rest.ts)[j] for j in order], rest.errors)
+        return combine(DecodedBatch(windows, index, ids, sources, ts, []), self._many_each(payloads, aside))
 
     def _decode_f32(self, payload: bytes) -> DecodedWindow:
         expected = self.width * F32.itemsize

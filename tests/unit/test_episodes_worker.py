@@ -103,6 +103,32 @@ def test_a_restart_mid_episode_neither_reopens_nor_loses_the_close() -> None:
     assert kinds == Counter({("pump@0:3", "episode_open"): 1, ("pump@0:3", "episode_close"): 1})
 
 
+def test_state_behind_an_open_transaction_holds_its_partition_until_settled(monkeypatch) -> None:
+    """Exactly-once: an earlier owner killed mid-transaction leaves the state partition's last stable offset behind
+    state that later owners committed; reading it then would restore a stale episode. The partition waits."""
+    from detector.pipeline.episode_stage import EpisodeStage
+
+    monkeypatch.setattr(EpisodeStage, "RETRY_S", 0.0)
+    source, sink = MemorySource(), MemorySink()
+    worker, _ = build(config(), source, sink)
+    source.add(stream(INCIDENT[:6]))
+    run(worker)
+    second_source, second_sink = MemorySource(), MemorySink()
+    second_source.add(stream(INCIDENT))
+    second_source.positions[("in", 0)] = source.committed()[("in", 0)]
+    second, _ = build(config(), second_source, second_sink, state_sink=sink)
+    reader = second.processor.episodes.reader
+    reader.unsettled = {0}
+    second.on_assigned({("in", 0)})
+    run(second, 3)  # waiting is not a broker failure: step() does not raise
+    assert ("in", 0) in second_source.paused and not second_sink.acked  # nothing read before its state
+    reader.unsettled = set()
+    run(second)
+    assert ("in", 0) not in second_source.paused
+    kinds = Counter((e["episode_id"], e["type"]) for e in episode_records(sink.acked + second_sink.acked))
+    assert kinds == Counter({("pump@0:3", "episode_open"): 1, ("pump@0:3", "episode_close"): 1})
+
+
 def test_an_aborted_transaction_rolls_episode_state_back_with_the_offsets() -> None:
     source = MemorySource()
     sink = MemoryTransactionalSink(source=source, auto_ack=False)

@@ -94,7 +94,7 @@ def test_events_name_the_channel_and_segment_carrying_the_error() -> None:
     class Batch:
         def __init__(self) -> None:
             self.messages = [InputMessage("in", 0, 7, b"pump", b"", [], 1_700_000_000_000)]
-            self.ids, self.sources, self.ts = [None], [None], [None]
+            self.ids, self.sources, self.ts, self.rows = [None], [None], [None], [-1]
 
         def __len__(self) -> int:
             return 1

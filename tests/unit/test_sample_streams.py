@@ -115,3 +115,18 @@ def test_a_multichannel_series_replays_as_windows(tmp_path) -> None:
     assert first["source"] == "pump" and first["label"] == 0 and records[-1].label == 1
     value, headers = encode(records[0], "f32")
     assert len(value) == 2 * 10 * 4 and dict(headers)["tsad-id"] == b"pump-000009"
+
+
+def test_batch_replay_groups_windows_of_one_source_per_message() -> None:
+    from detector.wire.batch import decode_batch
+    from sample_streams.generator import generate
+    from sample_streams.replay import messages
+
+    records = list(generate(50, kind="ecg", sources=3, seed=2))
+    out = list(messages(records, "batch", batch_size=8))
+    assert sum(n for *_, n in out) == 50
+    for value, key, _headers, n in out:
+        rows = decode_batch(value, 140)
+        assert len(rows.rows) == n <= 8 and set(rows.sources) == {key.decode()}
+    first = next(r for r in records if r.source == out[0][1].decode())
+    assert decode_batch(out[0][0], 140).ids[0] == first.id

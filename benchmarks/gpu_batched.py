@@ -1,0 +1,134 @@
+"""The worker loop fed batched window messages from an in-memory source, on the GPU, against the pinned
+host-to-device copy limit measured in the same run (needs CUDA; falls back to the CPU with --device cpu).
+
+    python benchmarks/gpu_batched.py [--windows 2000000] [--rows 4096] [--batch 65536] [--device cuda]
+
+Runs, each timed from the first step until every window is scored and every output acknowledged:
+  - the pinned host-to-device limit, in windows/s of 140 float32 (560 bytes),
+  - the worker on per-window f32 messages (all scores as JSON records),
+  - the worker on batched messages (Arrow, `--rows` windows each): events only (`windows` mode: an event per
+    anomalous window, no score records), and all scores as one Arrow record per message.
+A sink that acknowledges at once stands in for Kafka, so this is the loop's own ceiling: decode, batch, copy,
+model, threshold, outputs, offsets. Prints a Markdown table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from harness import train_sample_bundle
+from prometheus_client import CollectorRegistry
+from worker_loop import AckingSink
+
+from detector.config import BatchConfig, Config, EventsConfig, InputConfig, TopicsConfig, WorkerConfig
+from detector.kafka.seams import InputMessage
+from detector.model.bundle import ModelBundle
+from detector.model.scoring import BatchScorer
+from detector.model.serving import ModelIdentity, ServingModel
+from detector.ops.health import Health
+from detector.ops.metrics import WorkerMetrics
+from detector.pipeline.assembly import build_worker
+from detector.testing import MemorySource
+from detector.wire.batch import encode_batch
+from detector.wire.windows import encode_f32
+from sample_streams.generator import generate
+
+SOURCES = 16
+
+
+def h2d_limit(n: int) -> float:
+    host = torch.empty((n, 140), dtype=torch.float32, pin_memory=True)
+    dev = torch.empty((n, 140), dtype=torch.float32, device="cuda")
+    dev.copy_(host, non_blocking=True)
+    torch.cuda.synchronize()
+    start = time.perf_counter()
+    for _ in range(20):
+        dev.copy_(host, non_blocking=True)
+    torch.cuda.synchronize()
+    return 20 * n / (time.perf_counter() - start)
+
+
+def messages(pool: np.ndarray, n: int, rows: int) -> list[InputMessage]:
+    out = []
+    for j in range(n // rows):
+        take = pool[np.arange(j * rows, (j + 1) * rows) % len(pool)]
+        source = f"ecg-{j % SOURCES:02d}"
+        value = encode_batch(take, [f"w{j * rows + i}" for i in range(rows)], [source] * rows,
+                             (np.arange(rows, dtype=np.float64) + j * rows).tolist())
+        out.append(InputMessage("in", j % 4, j // 4, source.encode(), value, [], 1_700_000_000_000))
+    return out
+
+
+def per_window_messages(pool: np.ndarray, n: int) -> list[InputMessage]:
+    payloads = [encode_f32(row) for row in pool]
+    return [InputMessage("in", i % 4, i // 4, b"ecg-%02d" % (i % SOURCES), payloads[i % len(payloads)],
+                         [], 1_700_000_000_000) for i in range(n)]
+
+
+def run(bundle: ModelBundle, device: str, batch: int, fmt: str, inputs: list[InputMessage], windows: int,
+        scores: str | None) -> float:
+    source = MemorySource()
+    source.add(inputs)
+    config = Config(input=InputConfig(format=fmt, max_batch_bytes=64 << 20),
+                    topics=TopicsConfig(input="in", events="ev", dead_letter="dlq", scores="sc" if scores else None),
+                    batch=BatchConfig(max_size=batch, max_wait_ms=20, max_in_flight=4 * batch),
+                    worker=WorkerConfig(max_poll_records=64 if fmt == "batch" else 8192, commit_interval_ms=1000),
+                    events=EventsConfig(mode="windows", scores_format=scores or "json"))
+    model = ServingModel(ModelIdentity(bundle.name, bundle.version),
+                         BatchScorer(bundle.scorer(torch.device(device), torch.float32), batch, 10),
+                         bundle.threshold, bundle.window)
+    registry = CollectorRegistry()
+    worker = build_worker(config=config, source=source, sink=AckingSink(), model=model,
+                          metrics=WorkerMetrics(registry), health=Health())
+    source.listener = worker
+    gc.collect()
+    gc.freeze()
+    start = time.perf_counter()
+    while any(source.lag().values()) or worker.tracker.in_flight:
+        worker.step()
+    if device.startswith("cuda"):
+        torch.cuda.synchronize()
+    seconds = time.perf_counter() - start
+    gc.unfreeze()
+    assert registry.get_sample_value("tsad_windows_scored_total") == windows
+    return windows / seconds
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--windows", type=int, default=2_000_000)
+    parser.add_argument("--per-window", type=int, default=400_000, help="windows for the per-window f32 run")
+    parser.add_argument("--rows", type=int, default=4096, help="windows per batched message")
+    parser.add_argument("--batch", type=int, default=65536, help="batch.max_size")
+    parser.add_argument("--device", default="cuda")
+    args = parser.parse_args()
+    n = args.windows // args.rows * args.rows
+    bundle = ModelBundle.load(train_sample_bundle(Path(tempfile.mkdtemp()) / "bundle"))
+    pool = np.asarray([r.values for r in generate(5000, kind="ecg", seed=1)], np.float32)
+    cuda = args.device.startswith("cuda")
+    limit = h2d_limit(args.batch) if cuda else float("nan")
+    label = torch.cuda.get_device_name() if cuda else "cpu"
+    per_window = run(bundle, args.device, args.batch, "f32", per_window_messages(pool, args.per_window),
+                     args.per_window, "json")
+    batched = messages(pool, n, args.rows)
+    events_only = run(bundle, args.device, args.batch, "batch", batched, n, None)
+    arrow = run(bundle, args.device, args.batch, "batch", batched, n, "arrow")
+    print(f"device: {label}, torch {torch.__version__}; {n:,} windows in messages of {args.rows}, "
+          f"batch.max_size {args.batch}\n")
+    print("| run | windows/s | share of the pinned H2D limit | vs per-window f32 |")
+    print("| --- | --- | --- | --- |")
+    print(f"| pinned host-to-device limit | {limit:,.0f} | 1.00 | |")
+    for name, rate in [("worker, per-window f32, all scores (JSON)", per_window),
+                       ("worker, batched, events only", events_only),
+                       ("worker, batched, all scores (Arrow per message)", arrow)]:
+        print(f"| {name} | {rate:,.0f} | {rate / limit:.3f} | {rate / per_window:.2f} |")
+
+
+if __name__ == "__main__":
+    main()
