@@ -1,4 +1,4 @@
-"""`tsad train` and `tsad evaluate` (registered by the `tsad` command in `tsad.cli`)."""
+"""`tsad train`, `tsad presets` and `tsad evaluate` (registered by the `tsad` command in `tsad.cli`)."""
 
 from __future__ import annotations
 
@@ -62,19 +62,34 @@ def _print_metrics(title: str, metrics: dict[str, Any]) -> None:
               f"({points['n']} points, causal verdicts)", file=sys.stderr)
 
 
-def cmd_train(args: argparse.Namespace) -> int:
-    from trainer.assessment import report_for_training
-    from trainer.pipeline import print_epoch, train
+def _train_config(args: argparse.Namespace) -> tuple[Any, int]:
+    """(config, seed): a preset or a training file (or bundle), then the single-key overrides, validated once."""
     from trainer.presets import get_preset
-    from trainer.report import write_report
+    from trainer.train_file import load_train_file, parse_assignments, with_overrides
 
-    config = get_preset(args.preset)
+    recorded = None
+    if args.config and args.preset:
+        raise ValueError("--config and --preset: give one (a training file can start from a preset with `base:`)")
+    if args.config:
+        config, recorded = load_train_file(args.config)
+    else:
+        config = get_preset(args.preset or "default")
     overrides = {k: getattr(args, k) for k in ("epochs", "batch_size", "learning_rate", "threshold",
                                                 "validation_fraction") if getattr(args, k) is not None}
     if args.per_source_thresholds:
         overrides["per_source_thresholds"] = True
+    overrides.update(parse_assignments(args.set or []))
     if overrides:
-        config = config.replace(**overrides)
+        config = with_overrides(config, overrides)
+    return config, args.seed if args.seed is not None else int(recorded or 0)
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from trainer.assessment import report_for_training
+    from trainer.pipeline import print_epoch, train
+    from trainer.report import write_report
+
+    config, seed = _train_config(args)
     dataset = _load(args)
     if dataset.is_normal is None and config.threshold == "f1_optimal":
         config = config.replace(threshold="fpr_quantile", threshold_params={"fpr": 0.01})
@@ -84,7 +99,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         f"{len(dataset.channels)} channels x {dataset.window} ({', '.join(dataset.channels)})")
     print(f"tsad train: {len(dataset)} windows of {shape} from {dataset.source}, preset {config.preset}"
           + (", split by time" if dataset.ordered else ""), file=sys.stderr)
-    result = train(dataset, config, seed=args.seed, name=args.name or f"tsad-{config.preset}",
+    result = train(dataset, config, seed=seed, name=args.name or f"tsad-{config.preset}",
                    on_epoch=None if args.quiet else print_epoch)
     out = result.bundle.save(args.out)
     print(f"tsad train: bundle {result.bundle.name} {result.bundle.version} written to {out} "
@@ -98,6 +113,22 @@ def cmd_train(args: argparse.Namespace) -> int:
         print(json.dumps({"bundle": str(out), "version": result.bundle.version,
                           "threshold": result.bundle.threshold.to_dict(), "metrics": result.metrics,
                           "report": None if report is None else str(report)}))
+    return 0
+
+
+def cmd_presets(args: argparse.Namespace) -> int:
+    from trainer.presets import PRESET_NOTES, PRESETS, get_preset
+    from trainer.train_file import dump_train_file
+
+    if args.action == "show":
+        config = get_preset(args.name)
+        print(dump_train_file(config, f"tsad training file: preset {args.name}\n{PRESET_NOTES.get(args.name, '')}\n"
+                                      "edit it and train with: tsad train --config FILE (flags and --set KEY=VALUE "
+                                      "override single keys)"), end="")
+        return 0
+    width = max(map(len, PRESETS))
+    for name in PRESETS:
+        print(f"{name:<{width}}  {PRESET_NOTES.get(name, '')}")
     return 0
 
 
@@ -121,15 +152,19 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 def register(sub: Any) -> None:
     t = sub.add_parser("train", help="train a model and write a bundle")
     _add_data_args(t)
-    t.add_argument("--preset", default="default", help="seed | default | denoising | deep | linear | conv")
+    t.add_argument("--preset", help="a named training file (default: default; `tsad presets` lists them)")
+    t.add_argument("--config", help="a training file (YAML/JSON, `tsad presets show NAME` prints one to start "
+                   "from) or a bundle, to train its recorded file again with its seed")
+    t.add_argument("--set", action="append", metavar="KEY=VALUE", help="override one key of the training file, "
+                   "value as YAML (repeatable): --set loss=mse --set architecture.hidden=[64,32,8]")
     t.add_argument("--out", required=True, help="bundle directory to write")
     t.add_argument("--name", help="model name stored in the bundle (default: tsad-<preset>)")
-    t.add_argument("--seed", type=int, default=0)
+    t.add_argument("--seed", type=int, help="default: the bundle's seed with --config BUNDLE, else 0")
     t.add_argument("--epochs", type=int)
     t.add_argument("--batch-size", dest="batch_size", type=int)
     t.add_argument("--learning-rate", dest="learning_rate", type=float)
     t.add_argument("--validation-fraction", dest="validation_fraction", type=float)
-    t.add_argument("--threshold", help="mean_std | fpr_quantile | f1_optimal | pot")
+    t.add_argument("--threshold", help="mean_std | fpr_quantile | f1_optimal | pot | max_factor")
     t.add_argument("--per-source-thresholds", dest="per_source_thresholds", action="store_true",
                    help="also calibrate a threshold per source (windows must name their source); others use the "
                    "global one")
@@ -137,6 +172,13 @@ def register(sub: Any) -> None:
     t.add_argument("--json", action="store_true", help="print the metrics as one JSON object on stdout")
     t.add_argument("--quiet", action="store_true", help="no per-epoch progress")
     t.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("presets", help="list the presets, or print one as a training file")
+    actions = p.add_subparsers(dest="action")
+    actions.add_parser("list", help="the presets, one line each (the default)")
+    show = actions.add_parser("show", help="print a preset as a training file (YAML)")
+    show.add_argument("name")
+    p.set_defaults(func=cmd_presets)
 
     e = sub.add_parser("evaluate", help="evaluate a bundle and write the report")
     _add_data_args(e)

@@ -1,66 +1,14 @@
-"""Training presets: the reference recipe (`seed`), the better default, and the model variants.
+"""Training presets: named training files (trainer/train_file.py) — the reference recipes the product grew from,
+the better default, and the model variants. `tsad presets` lists them, `tsad presets show NAME` prints one as YAML.
 
-A preset is a frozen `TrainConfig`; the CLI can override single fields (`--epochs`, `--threshold` …).
+A preset is a frozen `TrainConfig`; the CLI can override single fields (`--epochs`, `--set loss=mse` …).
 """
 
 from __future__ import annotations
 
-import dataclasses
-from dataclasses import dataclass, field
-from typing import Any
+from trainer.train_file import TrainConfig, TrainConfigError
 
-from detector.model.scoring import SCORE_KINDS
-from detector.model.threshold import THRESHOLD_METHODS
-
-
-@dataclass(frozen=True)
-class TrainConfig:
-    preset: str
-    architecture: dict[str, Any]  # as for detector.model.build_model, without "window" (taken from the data)
-    scaler: str = "global_minmax"
-    loss: str = "mae"  # mae | mse
-    score: str = "mean_abs_error"  # the anomaly score (detector.model.scoring.window_scores), kept in the bundle
-    pca_variance: float | None = None  # linear models: fit PCA in closed form keeping this share of the variance
-    epochs: int = 20
-    batch_size: int = 512
-    learning_rate: float = 1e-3
-    weight_decay: float = 0.0  # L2 penalty through the optimiser
-    noise_std: float = 0.0  # Gaussian input noise (scaled units) for denoising training
-    validation_fraction: float = 0.0  # of the training split, for early stopping and calibration
-    patience: int = 0  # epochs without validation improvement before stopping; 0 = train all epochs
-    threshold: str = "mean_std"
-    threshold_params: dict[str, Any] = field(default_factory=dict)
-    per_source_thresholds: bool = False  # calibrate a threshold for each source with enough held-out windows
-    per_source_min_windows: int = 30
-    test_size: float = 0.2
-    split_seed: int = 21  # the reference split: train_test_split(test_size=0.2, random_state=21)
-
-    def __post_init__(self) -> None:
-        if self.score not in SCORE_KINDS:
-            raise ValueError(f"score must be one of {list(SCORE_KINDS)}, got {self.score!r}")
-        if self.pca_variance is not None and (self.architecture.get("kind") != "linear"
-                                              or not 0.0 < self.pca_variance <= 1.0):
-            raise ValueError("pca_variance needs a linear architecture and a value in (0, 1]")
-        if self.loss not in ("mae", "mse"):
-            raise ValueError(f"loss must be mae or mse, got {self.loss!r}")
-        if self.threshold not in THRESHOLD_METHODS:
-            raise ValueError(f"threshold must be one of {list(THRESHOLD_METHODS)}, got {self.threshold!r}")
-        if self.epochs < 1 or self.batch_size < 1:
-            raise ValueError("epochs and batch_size must be positive")
-        if not 0.0 <= self.test_size < 1.0:
-            raise ValueError(f"test_size must be in [0, 1), got {self.test_size}")
-        if not 0.0 <= self.validation_fraction < 1.0:
-            raise ValueError(f"validation_fraction must be in [0, 1), got {self.validation_fraction}")
-        if self.threshold in ("f1_optimal", "fpr_quantile", "pot", "max_factor") and self.validation_fraction == 0.0:
-            raise ValueError(f"threshold {self.threshold!r} calibrates on a validation split: "
-                             "set validation_fraction > 0")
-
-    def replace(self, **changes: Any) -> TrainConfig:
-        return dataclasses.replace(self, **changes)
-
-    def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
-
+__all__ = ["PRESETS", "PRESET_NOTES", "TrainConfig", "TrainConfigError", "get_preset"]
 
 _SEED_DENSE = {"kind": "dense", "hidden": [32, 16, 8], "activation": "relu", "output_activation": "sigmoid"}
 
@@ -99,6 +47,62 @@ TELEMETRY = TrainConfig(
     threshold_params={"factor": 2.0},
 )
 
+# The reference recipes the product grew from, as written (on 1-D or C-channel windows instead of images); they
+# leave the threshold open, so they take the seed recipe's (mean + 1 std of the training error), train on the
+# whole training split (no validation part, no early stopping) and scale as the seed does (global min-max to
+# [0, 1], what their sigmoid outputs and image inputs assume). Optimiser: Adam (Keras' eps); batch 32 where a
+# recipe names none (Keras' default). docs/accuracy.md has their own experiments, reproduced.
+
+# TensorFlow's "Intro to Autoencoders" tutorial, first model (its third is `seed`): Dense(64, relu) to the code,
+# Dense(window, sigmoid) back, MSE, 10 epochs.
+BASIC = TrainConfig(
+    preset="basic",
+    architecture={"kind": "dense", "hidden": [64], "activation": "relu", "output_activation": "sigmoid"},
+    loss="mse",
+    epochs=10,
+    batch_size=32,
+)
+
+# The same tutorial's denoiser: Conv(16) and Conv(8), kernel 3, stride 2, ReLU; ConvTranspose(8) and (16) back and
+# a stride-1 Conv to the window's channels with a sigmoid; Glorot-uniform weights and zero biases (Keras' default);
+# trained on inputs + 0.2·N(0, 1) against the clean inputs, MSE, 10 epochs. (The tutorial also clipped the noisy
+# inputs to [0, 1]; here they are not clipped.)
+CONV_DENOISING = TrainConfig(
+    preset="conv-denoising",
+    architecture={"kind": "conv", "channels": [16, 8], "code": None, "kernel": 3, "stride": 2, "activation": "relu",
+                  "output_activation": "sigmoid", "output_conv": True, "init": "xavier_uniform"},
+    loss="mse",
+    noise_std=0.2,
+    epochs=10,
+    batch_size=32,
+)
+
+# "Train on one digit, flag the others" (MNIST): 512-256-128 ReLU and back, sigmoid out, MSE, Adam 1e-3, batch 64.
+# The recipe gives no epoch count; 50 here.
+DEEP_MLP = TrainConfig(
+    preset="deep-mlp",
+    architecture={"kind": "dense", "hidden": [512, 256, 128], "activation": "relu", "output_activation": "sigmoid"},
+    loss="mse",
+    learning_rate=1e-3,
+    epochs=50,
+    batch_size=64,
+)
+
+# The stacked autoencoder of Géron's "Hands-On Machine Learning" (1st ed., ch. 15): 300-150-300 ELU, linear
+# output, L2 1e-4 (as TF's l2_regularizer: the gradient of 1e-4/2·|w|², here through Adam's weight decay, biases
+# included), Adam 0.01, MSE, batch 150. As the product's recipe list has it: Xavier initialisation and 100 epochs
+# (the book: He initialisation, 5 epochs of MNIST).
+STACKED = TrainConfig(
+    preset="stacked",
+    architecture={"kind": "dense", "hidden": [300, 150], "activation": "elu", "output_activation": None,
+                  "init": "xavier_uniform"},
+    loss="mse",
+    learning_rate=0.01,
+    weight_decay=1e-4,
+    epochs=100,
+    batch_size=150,
+)
+
 PRESETS: dict[str, TrainConfig] = {
     "seed": SEED,
     "default": DEFAULT,
@@ -111,7 +115,9 @@ PRESETS: dict[str, TrainConfig] = {
         weight_decay=1e-5,
     ),
     # Per-position standardisation conditions the linear problem well: it then converges to PCA's subspace.
-    "linear": DEFAULT.replace(preset="linear", architecture={"kind": "linear", "code": 8},
+    # Géron's linear autoencoder (ch. 15): MSE, the loss PCA minimises (bundles trained under the earlier MAE keep
+    # it in their stored file; docs/accuracy.md compares both with PCA).
+    "linear": DEFAULT.replace(preset="linear", architecture={"kind": "linear", "code": 8}, loss="mse",
                               scaler="feature_standard", epochs=60, patience=15),
     "conv": DEFAULT.replace(
         preset="conv",
@@ -119,6 +125,25 @@ PRESETS: dict[str, TrainConfig] = {
         epochs=60,
         patience=15,
     ),
+    "basic": BASIC,
+    "conv-denoising": CONV_DENOISING,
+    "deep-mlp": DEEP_MLP,
+    "stacked": STACKED,
+}
+
+# One line per preset for `tsad presets` (and the header of `tsad presets show`).
+PRESET_NOTES: dict[str, str] = {
+    "seed": "the reference ECG recipe (TensorFlow 'Intro to Autoencoders', part 3): 32-16-8 ReLU, MAE, 20 epochs",
+    "default": "the seed's model trained to convergence, early stopping, F1-optimal threshold (docs/accuracy.md)",
+    "telemetry": "multi-channel telemetry with a short quiet start: PCA on standardised channels (docs/skab.md)",
+    "denoising": "the default trained on inputs with Gaussian noise of 0.02 (scaled units)",
+    "deep": "the default with a deeper 128-64-32-16 ELU network and L2 1e-5",
+    "linear": "linear encoder/decoder under MSE (≈ PCA, 8 components) on per-position standardised windows",
+    "conv": "strided 1-D convolutions (16, 32 filters, kernel 7) with a 16-wide dense code",
+    "basic": "TensorFlow 'Intro to Autoencoders', part 1: one dense layer to a 64-wide code, sigmoid out, MSE",
+    "conv-denoising": "TensorFlow 'Intro to Autoencoders', part 2: strided conv denoiser, noise 0.2, MSE",
+    "deep-mlp": "'train on one digit, flag the others': 512-256-128 ReLU, sigmoid out, MSE, batch 64",
+    "stacked": "Géron's stacked autoencoder: 300-150 ELU, Xavier, L2 1e-4, Adam 0.01, MSE, 100 epochs",
 }
 
 

@@ -1,4 +1,5 @@
-"""The training loop: reconstruct normal windows under MAE or MSE with Adam, optional noise and early stopping.
+"""The training loop: reconstruct normal windows under MAE or MSE (Adam, AdamW or SGD), optional input noise
+against clean targets, optional early stopping.
 
 Validation loss (early stopping) is always the MAE, the anomaly score the detector uses."""
 
@@ -51,6 +52,16 @@ def window_scores_of(model: nn.Module, x: np.ndarray, kind: str, channels: int, 
                       for i in range(0, len(rows), batch)]).numpy() if len(rows) else np.zeros(0, np.float32)
 
 
+def make_optimizer(model: nn.Module, config: TrainConfig) -> torch.optim.Optimizer:
+    """The configured optimiser; the Adams use Keras' eps (1e-7), as the reference recipes did."""
+    params, lr, decay = model.parameters(), config.learning_rate, config.weight_decay
+    if config.optimizer == "sgd":
+        return torch.optim.SGD(params, lr=lr, momentum=config.momentum, weight_decay=decay)
+    if config.optimizer == "adamw":
+        return torch.optim.AdamW(params, lr=lr, eps=1e-7, weight_decay=decay)
+    return torch.optim.Adam(params, lr=lr, eps=1e-7, weight_decay=decay)
+
+
 def fit(
     model: nn.Module,
     train: np.ndarray,
@@ -63,9 +74,7 @@ def fit(
     generator = seed_everything(seed)
     x = torch.from_numpy(np.ascontiguousarray(train, dtype=np.float32))
     xv = None if val is None or len(val) == 0 else torch.from_numpy(np.ascontiguousarray(val, dtype=np.float32))
-    # eps as in Keras' Adam, which the reference recipe used.
-    opt = torch.optim.Adam(model.parameters(), lr=config.learning_rate, eps=1e-7,
-                           weight_decay=config.weight_decay)
+    opt = make_optimizer(model, config)
     history = History()
     best_val, best_state, stale = float("inf"), None, 0
     start = time.perf_counter()

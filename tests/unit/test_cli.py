@@ -7,6 +7,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
+import yaml
 
 from tsad.cli import main
 
@@ -76,3 +78,56 @@ def test_unlabelled_series_falls_back_to_a_false_positive_rate_threshold(tmp_pat
     captured = capsys.readouterr()
     assert json.loads(captured.out)["threshold"]["method"] == "fpr_quantile"
     assert "no labels" in captured.err
+
+
+def test_presets_lists_every_preset_and_shows_one_as_a_training_file(capsys) -> None:
+    from trainer.presets import PRESETS
+    from trainer.train_file import config_from_dict
+
+    assert main(["presets"]) == 0
+    listed = [line.split()[0] for line in capsys.readouterr().out.splitlines()]
+    assert listed == list(PRESETS)
+    assert main(["presets", "show", "conv-denoising"]) == 0
+    text = capsys.readouterr().out
+    assert text.startswith("# tsad training file: preset conv-denoising\n")
+    assert config_from_dict(yaml.safe_load(text)) == PRESETS["conv-denoising"]
+    assert main(["presets", "show", "nope"]) == 2
+    assert "unknown preset 'nope'" in capsys.readouterr().err
+
+
+def test_train_from_a_file_with_overrides_then_again_from_its_bundle(tmp_path: Path, capsys) -> None:
+    from detector.model.bundle import ModelBundle
+
+    series = _series(tmp_path / "s.csv")
+    assert main(["presets", "show", "basic"]) == 0
+    config = tmp_path / "train.yaml"
+    config.write_text(capsys.readouterr().out.replace("preset: basic", "preset: my-basic"))
+    assert main(["train", "--series", str(series), "--config", str(config), "--epochs", "2", "--set",
+                 "architecture.hidden=[16]", "--set", "loss=mae", "--seed", "3", "--out", str(tmp_path / "b1"),
+                 "--quiet"]) == 0
+    first = ModelBundle.load(tmp_path / "b1")
+    stored = first.training["config"]
+    assert (stored["preset"], stored["epochs"], stored["architecture"]["hidden"], stored["loss"]) == (
+        "my-basic", 2, [16], "mae")
+    assert first.name == "tsad-my-basic" and first.training["seed"] == 3
+    # the bundle's own file and seed: the same model again
+    assert main(["train", "--series", str(series), "--config", str(tmp_path / "b1"), "--out", str(tmp_path / "b2"),
+                 "--quiet"]) == 0
+    second = ModelBundle.load(tmp_path / "b2")
+    assert second.training["config"] == stored and second.training["seed"] == 3
+    assert all(torch.equal(t, second.state_dict[k]) for k, t in first.state_dict.items())
+    assert second.threshold == first.threshold
+
+
+def test_a_bad_training_file_exits_2_naming_the_key(tmp_path: Path, capsys) -> None:
+    config = tmp_path / "train.yaml"
+    config.write_text("base: basic\nepochs: zero\n")
+    assert main(["train", "--series", "x.csv", "--config", str(config), "--out", str(tmp_path / "b")]) == 2
+    err = capsys.readouterr().err
+    assert f"{config}: epochs: must be an integer of at least 1, got 'zero'" in err
+    assert main(["train", "--series", "x.csv", "--preset", "basic", "--set", "architecture.init=lecun",
+                 "--out", str(tmp_path / "b")]) == 2
+    assert "architecture.init: unknown initialisation 'lecun'" in capsys.readouterr().err
+    assert main(["train", "--series", "x.csv", "--config", str(config), "--preset", "basic",
+                 "--out", str(tmp_path / "b")]) == 2
+    assert "--config and --preset" in capsys.readouterr().err

@@ -1,4 +1,5 @@
-"""Contract tests run on every model variant: shapes, determinism, bundle round trip."""
+"""Contract tests run on every preset: shapes, determinism, bundle round trip with the full training file, beats
+chance; the reference recipes' layer layouts; architecture configs stored before new options existed."""
 
 from __future__ import annotations
 
@@ -14,10 +15,16 @@ from detector.model.scoring import Scorer
 from trainer.datasets import WindowDataset
 from trainer.pipeline import train
 from trainer.presets import PRESETS, get_preset
+from trainer.train_file import config_from_dict
+
+# The unit budget: 3 epochs, except `stacked`, whose recipe (Adam 0.01, batch 150: 3 steps an epoch on these ~430
+# windows) overshoots at first (training MSE ~0.8 → ~4.8 → ~0.5 over epochs 1-3, test ROC-AUC 0.53) and has
+# settled by epoch 10 (MSE ~0.06, ROC-AUC 1.0); the preset itself trains 100 epochs.
+_QUICK_EPOCHS = {"stacked": 10}
 
 
 def _quick(name: str):
-    return get_preset(name).replace(epochs=3, patience=0)
+    return get_preset(name).replace(epochs=_QUICK_EPOCHS.get(name, 3), patience=0)
 
 
 def _dataset(windows: np.ndarray) -> WindowDataset:
@@ -49,6 +56,48 @@ def test_determinism_and_bundle_round_trip(preset: str, sine_windows: np.ndarray
     expected = Scorer(a.bundle.build_model(), a.bundle.scaler, 140).score(ds.windows[:20]).scores
     np.testing.assert_array_equal(scores, expected)
     assert loaded.training["preset"] == preset
+    assert loaded.training["config"] == _quick(preset).to_dict()  # the resolved training file, every key
+    assert config_from_dict(loaded.training["config"]) == _quick(preset)
+    assert a.metrics["test"]["roc_auc"] > 0.75, a.metrics["test"]  # noise bursts are anomalies: beats chance
+
+
+def _parameters(model: torch.nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())
+
+
+def test_the_reference_recipes_layer_layouts() -> None:
+    basic = build_model({**get_preset("basic").architecture, "window": 140})
+    assert _parameters(basic) == (140 * 64 + 64) + (64 * 140 + 140)  # Dense(64, relu), Dense(140, sigmoid)
+    deep = build_model({**get_preset("deep-mlp").architecture, "window": 140})
+    assert [m.out_features for m in deep.modules() if isinstance(m, torch.nn.Linear)] == [512, 256, 128, 256, 512,
+                                                                                           140]
+    stacked = build_model({**get_preset("stacked").architecture, "window": 140})
+    assert [m.out_features for m in stacked.modules() if isinstance(m, torch.nn.Linear)] == [300, 150, 300, 140]
+    assert isinstance(list(stacked.modules())[-1], torch.nn.Identity)  # linear output
+    conv = build_model({**get_preset("conv-denoising").architecture, "window": 140})
+    layers = [m for m in conv.modules() if isinstance(m, torch.nn.Conv1d | torch.nn.ConvTranspose1d)]
+    assert [(type(m).__name__, m.in_channels, m.out_channels, m.kernel_size[0], m.stride[0]) for m in layers] == [
+        ("Conv1d", 1, 16, 3, 2), ("Conv1d", 16, 8, 3, 2), ("ConvTranspose1d", 8, 8, 3, 2),
+        ("ConvTranspose1d", 8, 16, 3, 2), ("Conv1d", 16, 1, 3, 1)]
+    assert _parameters(conv) == 64 + 392 + 200 + 400 + 49  # the TensorFlow denoiser's layers, in 1-D
+    assert conv.encoder(torch.zeros(2, 1, 140)).shape == (2, 8, 35)  # 'same' padding: 140 → 70 → 35
+    out = conv(torch.randn(4, 140)).detach()
+    assert out.shape == (4, 140) and float(out.min()) >= 0.0 and float(out.max()) <= 1.0  # sigmoid output
+
+
+def test_architecture_configs_stored_before_the_new_options_rebuild_the_same_layout() -> None:
+    old_conv = {"kind": "conv", "channels": [16, 32], "code": 16, "kernel": 7, "window": 140}
+    shapes = {k: tuple(v.shape) for k, v in build_model(old_conv).state_dict().items()}
+    assert shapes == {"encoder.0.weight": (16, 1, 7), "encoder.0.bias": (16,), "encoder.2.weight": (32, 16, 7),
+                      "encoder.2.bias": (32,), "to_code.weight": (16, 1120), "to_code.bias": (16,),
+                      "from_code.weight": (1120, 16), "from_code.bias": (1120,), "decoder.0.weight": (32, 16, 7),
+                      "decoder.0.bias": (16,), "decoder.2.weight": (16, 1, 7), "decoder.2.bias": (1,)}
+    torch.manual_seed(0)
+    old = build_model({"kind": "dense", "hidden": [32, 16, 8], "window": 140})
+    torch.manual_seed(0)
+    new = build_model({"kind": "dense", "hidden": [32, 16, 8], "window": 140, "activation": "relu",
+                       "output_activation": "sigmoid", "init": "xavier_uniform"})
+    assert all(torch.equal(t, new.state_dict()[k]) for k, t in old.state_dict().items())
 
 
 def test_different_seeds_differ(sine_windows: np.ndarray) -> None:
@@ -65,6 +114,8 @@ def test_different_seeds_differ(sine_windows: np.ndarray) -> None:
         ({"kind": "dense", "window": 140}, "missing 'hidden'"),
         ({"kind": "dense", "window": 140, "hidden": [8], "activation": "swish2"}, "unknown activation"),
         ({"kind": "conv", "window": 140, "channels": [8], "code": 4, "kernel": 4}, "kernel must be odd"),
+        ({"kind": "conv", "window": 140, "channels": [8], "code": 4, "stride": 0}, r"architecture\.stride: must be"),
+        ({"kind": "dense", "window": 140, "hidden": [8], "init": "lecun"}, "unknown initialisation 'lecun'"),
         ({"kind": "linear", "window": 4, "code": 2}, "at least 8"),
         ({"kind": "rnn", "window": 140}, "unknown architecture kind"),
     ],
