@@ -52,6 +52,15 @@ class OffsetTracker:
             return None
         return self.release(tp, offset)
 
+    def settle(self, tp: TopicPartition, offset: int, windows: int, outputs: int) -> int | None:
+        """`processed` for `windows` windows of one batched message at once, which produced `outputs` records in
+        all. Returns the input timestamp (ms) if the entry closed, else None."""
+        if outputs != windows - 1:
+            entries = self._open.get(tp)
+            if entries is not None and offset in entries:
+                entries[offset][0] += outputs - windows + 1
+        return self.release(tp, offset)
+
     def release(self, tp: TopicPartition, offset: int) -> int | None:
         """Drop one token (processing done, or one output acknowledged); return the input timestamp (ms) if the
         entry closed, else None. Unknown entries (a revoked partition) are ignored."""

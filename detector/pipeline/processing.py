@@ -101,9 +101,18 @@ class BatchProcessor:
             1 if self.json_scores else 0)
         for i, _ in extra:
             outputs[i] += 1
+        messages = batch.messages
+        if batch.rows is not None and messages:  # batched messages: settle each message's run of windows at once
+            starts = [0, *(i for i in range(1, len(messages)) if messages[i] is not messages[i - 1])]
+            totals = np.add.reduceat(outputs, starts).tolist()
+            counts = np.diff([*starts, len(messages)]).tolist()
+            settle = self.tracker.settle
+            self.latencies.closed_many(decided_at, [settle(messages[i].tp, messages[i].offset, k, n)
+                                                    for i, k, n in zip(starts, counts, totals, strict=True)])
+            return
         processed = self.tracker.processed
         self.latencies.closed_many(decided_at, [processed(m.tp, m.offset, n)
-                                                for m, n in zip(batch.messages, outputs.tolist(), strict=True)])
+                                                for m, n in zip(messages, outputs.tolist(), strict=True)])
 
     def _send(self, batch: Batch, records: list[EncodedRecord], extra: list[tuple[int, OutputRecord]],
               anomalous: np.ndarray) -> None:

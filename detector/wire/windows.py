@@ -124,6 +124,8 @@ class WindowDecoder:
     def decode(self, payload: bytes | None) -> DecodedWindow:
         if not payload:
             raise InvalidWindow("empty", "message has no value")
+        if self._is_batch(payload):
+            return self._decode_one_batch(payload)
         if len(payload) > self.max_bytes:
             raise InvalidWindow("oversized", f"{len(payload)} bytes > limit {self.max_bytes}")
         if self.fmt == "json":
@@ -131,6 +133,21 @@ class WindowDecoder:
         if self.fmt == "f32":
             return self._decode_f32(payload)
         return self._decode_auto(payload)
+
+    def _is_batch(self, payload: bytes) -> bool:
+        """A batched message: always with fmt 'batch'; with 'auto', an Arrow stream that is not f32-sized."""
+        return self.fmt == "batch" or (self.fmt == "auto" and payload[:4] == MAGIC
+                                       and len(payload) != self.width * F32.itemsize)
+
+    def _decode_one_batch(self, payload: bytes) -> DecodedWindow:
+        """A batched message holding exactly one valid window (decode_many takes any number per message)."""
+        if len(payload) > self.max_batch_bytes:
+            raise InvalidWindow("oversized", f"{len(payload)} bytes > batch limit {self.max_batch_bytes}")
+        rows = decode_batch(payload, self.width)
+        if rows.errors or len(rows.rows) != 1:
+            raise InvalidWindow("bad_batch", f"{len(rows.rows) + len(rows.errors)} windows in one message: batched "
+                                "messages are decoded a poll at a time (decode_many)")
+        return DecodedWindow(rows.windows[0], rows.ids[0], rows.sources[0], rows.ts[0])
 
     def _decode_auto(self, payload: bytes) -> DecodedWindow:
         """Any payload of exactly the f32 size is f32 unless it is a JSON object; anything else is JSON.
@@ -160,8 +177,7 @@ class WindowDecoder:
             return self._many_f32(payloads)
         if self.fmt == "json":
             return self._many_json(payloads)
-        size = self.width * F32.itemsize
-        batched = [i for i, p in enumerate(payloads) if p and p[:4] == MAGIC and len(p) != size]
+        batched = [i for i, p in enumerate(payloads) if p and self._is_batch(p)]
         if batched:
             chosen = set(batched)
             rest = [i for i in range(len(payloads)) if i not in chosen]

@@ -11,7 +11,7 @@ import yaml
 from conftest import DEPLOY, require_tool
 
 KUBERNETES_VERSION = "1.31.0"
-OVERLAYS = ["cpu", "gpu"]
+OVERLAYS = ["cpu", "gpu", "gpu-shared"]
 CRDS = {("monitoring.coreos.com/v1", "ServiceMonitor"), ("monitoring.coreos.com/v1", "PrometheusRule"),
         ("keda.sh/v1alpha1", "ScaledObject")}
 
@@ -90,6 +90,19 @@ def test_gpu_overlay_asks_for_a_gpu_on_gpu_nodes() -> None:
     assert any(t["key"] == "nvidia.com/gpu" for t in pod["tolerations"])
     cpu = by_kind(build("cpu"), "Deployment")[0]["spec"]["template"]["spec"]["containers"][0]
     assert "nvidia.com/gpu" not in cpu["resources"]["limits"]
+
+
+def test_gpu_shared_overlay_puts_several_pods_on_one_time_sliced_gpu() -> None:
+    docs = build("gpu-shared")
+    c = by_kind(docs, "Deployment")[0]["spec"]["template"]["spec"]["containers"][0]
+    assert c["resources"]["limits"]["nvidia.com/gpu"] == "1"  # one time-sliced replica each
+    env = {e["name"]: e.get("value") for e in c["env"]}
+    assert env["TSAD_MODEL_DEVICE"] == "cuda" and env["TSAD_BATCH_MAX_SIZE"] == "8192"
+    slicing = yaml.safe_load((DEPLOY / "kubernetes" / "overlays" / "gpu-shared" / "time-slicing-config.yaml")
+                             .read_text())
+    replicas = yaml.safe_load(slicing["data"]["any"])["sharing"]["timeSlicing"]["resources"][0]
+    assert replicas["name"] == "nvidia.com/gpu"
+    assert by_kind(docs, "ScaledObject")[0]["spec"]["minReplicaCount"] == replicas["replicas"]  # fill one GPU
 
 
 def test_crds_structurally() -> None:

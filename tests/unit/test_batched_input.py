@@ -15,6 +15,7 @@ from detector.ops.metrics import WorkerMetrics
 from detector.pipeline.assembly import build_worker
 from detector.testing import MemorySink, MemorySource
 from detector.wire.batch import MAGIC, decode_batch, encode_batch
+from detector.wire.invalid import InvalidWindow
 from detector.wire.score_batch import decode_scores
 from detector.wire.windows import WindowDecoder, encode_json
 
@@ -98,3 +99,20 @@ def test_arrow_scores_are_one_record_per_message(max_size: int) -> None:
     assert [r["anomaly"] for r in rows if r["id"].startswith("in-0-0")] == [False, False, True, False, False]
     assert tables[0].schema.metadata[b"model_version"] == b"v1"
     assert source.committed() == {("in", 0): 2}
+
+
+@pytest.mark.parametrize("fmt", ["auto", "batch"])
+def test_one_message_at_a_time_agrees_with_a_whole_poll(fmt: str) -> None:
+    """decode() and decode_many() give an Arrow-prefixed payload the same verdict (found by the property test:
+    `auto` once called it wrong_length one at a time and bad_batch per poll)."""
+    decoder = WindowDecoder(W, fmt)
+    garbage = MAGIC + b"\x00" * 13
+    with pytest.raises(InvalidWindow) as one:
+        decoder.decode(garbage)
+    assert one.value.reason == "bad_batch" and decoder.decode_many([garbage]).errors[0][1].reason == "bad_batch"
+    single = encode_batch(_rows(1), ids=["w0"], sources=["pump"], ts=[5.0])
+    window = decoder.decode(single)
+    assert (window.id, window.source, window.ts) == ("w0", "pump", 5.0)
+    np.testing.assert_array_equal(window.values, decoder.decode_many([single]).windows[0])
+    with pytest.raises(InvalidWindow, match="decode_many"):
+        decoder.decode(encode_batch(_rows(3)))
