@@ -16,6 +16,7 @@ import uuid
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from harness import TrackedProducer, WorkerProcess, committed_offsets, read_until, wait_for
 
@@ -234,3 +235,18 @@ def corrupt_bundle(env: FaultEnv) -> Reconciliation:
     assert all(v is None for v in committed.values()), committed
     return Reconciliation("corrupted bundle at start", "-", 50, 0, 0, 0,
                           [f"refused to start (exit {code}, 'sha256 mismatch' named); nothing committed"])
+
+
+def reconcile_ids(scenario: str, mode: str, bootstrap: str, scores_topic: str, expected: set[str],
+                  exactly_once: bool, timeout: float = 180.0, **options: Any) -> Reconciliation:
+    """`reconcile` for any cluster and client settings (`options`: e.g. SASL/TLS for a secured cluster)."""
+    if exactly_once:
+        options["isolation_level"] = "read_committed"
+
+    def ids(records: list) -> list[str]:
+        return [json.loads(m.value)["input"]["window_id"] for m in records]
+
+    out = read_until(bootstrap, scores_topic, lambda r: set(ids(r)) >= expected, timeout, **options)
+    seen = Counter(ids(out))
+    return Reconciliation(scenario, mode, len(expected), len(out), len(expected - set(seen)),
+                          sum(c - 1 for c in seen.values() if c > 1))

@@ -176,20 +176,20 @@ def read_topic(bootstrap: str, topic: str, n: int, timeout: float = 60.0, **opti
     return read_until(bootstrap, topic, lambda out: len(out) >= n, timeout, **options)
 
 
-def committed_offsets(bootstrap: str, group: str, topic: str) -> dict[int, int | None]:
+def committed_offsets(bootstrap: str, group: str, topic: str, **options: Any) -> dict[int, int | None]:
     from kafka.structs import TopicPartition
 
-    consumer = KafkaConsumer(bootstrap_servers=bootstrap, group_id=group, enable_auto_commit=False)
+    consumer = KafkaConsumer(bootstrap_servers=bootstrap, group_id=group, enable_auto_commit=False, **options)
     try:
         return {p: consumer.committed(TopicPartition(topic, p)) for p in consumer.partitions_for_topic(topic)}
     finally:
         consumer.close(autocommit=False)
 
 
-def end_offsets(bootstrap: str, topic: str) -> dict[int, int]:
+def end_offsets(bootstrap: str, topic: str, **options: Any) -> dict[int, int]:
     from kafka.structs import TopicPartition
 
-    consumer = KafkaConsumer(bootstrap_servers=bootstrap)
+    consumer = KafkaConsumer(bootstrap_servers=bootstrap, **options)
     try:
         parts = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic)]
         return {tp.partition: off for tp, off in consumer.end_offsets(parts).items()}
@@ -207,3 +207,4 @@ def train_sample_bundle(out: Path, epochs: int = 30, name: str = "sample-ecg") -
     result = train(load_window_file(data), get_preset("default").replace(epochs=epochs), seed=0, name=name,
                    on_epoch=None)
     return result.bundle.save(out)
+

@@ -12,6 +12,7 @@ from typing import Any
 
 def cmd_serve(args: argparse.Namespace) -> int:
     from detector.config import ConfigError, load_config
+    from detector.kafka.preflight import StartupCheckError
     from detector.kafka.seams import BrokerError
     from detector.model.bundle import BundleError
     from detector.service import run
@@ -31,6 +32,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
         return 2
     except BundleError as exc:
         print(f"tsad serve: model bundle error: {exc}", file=sys.stderr)
+        return 2
+    except StartupCheckError as exc:  # brokers unreachable, TLS or SASL refused, no READ on the input topic
+        print(f"tsad serve: kafka start-up check failed: {exc}", file=sys.stderr)
         return 2
     except BrokerError as exc:  # a Kafka client that cannot even be made (e.g. a malformed bootstrap address)
         print(f"tsad serve: kafka error: {exc}", file=sys.stderr)

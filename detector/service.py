@@ -14,6 +14,7 @@ from prometheus_client import CollectorRegistry
 from detector import __version__
 from detector.config import Config
 from detector.kafka.factory import kafka_clients, state_reader
+from detector.kafka.preflight import check_kafka
 from detector.kafka.seams import TopicPartition
 from detector.kafka.state_topic import ensure_state_topic
 from detector.model.bundle import BundleError
@@ -70,6 +71,7 @@ def run(config: Config, stop: threading.Event | None = None, registry: Collector
         if created is not None:
             metrics.model_created.set(created)
         health.model_ready = True
+        check_kafka(config)  # reachable, TLS, login, topic ACLs: a problem stops start-up here, named (exit 2)
 
         state = None
         if config.events.mode != "windows":  # episodes: their state topic, checked (or created) before joining

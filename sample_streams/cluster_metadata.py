@@ -4,7 +4,7 @@ wait for failover."""
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -55,12 +55,17 @@ class ClusterMetadataMixin:
             admin.close()
 
     def create_topic(self, name: str, partitions: int = 1, replication_factor: int | None = None,
-                     config: dict[str, str] | None = None, timeout: float = 30.0) -> None:
-        """Create a topic (default: the cluster's replication factor); wait until every replica is in sync."""
+                     config: dict[str, str] | None = None, timeout: float = 30.0,
+                     replicas: Sequence[int] | None = None) -> None:
+        """Create a topic (default: the cluster's replication factor); wait until every replica is in sync.
+        `replicas` places every partition on these nodes, the first as preferred leader (one node leads them all)."""
         from kafka.admin import NewTopic
 
-        rf = replication_factor or self.replication_factor
-        self._admin(lambda a: a.create_topics([NewTopic(name, partitions, rf, topic_configs=config or {})]))
+        rf = len(replicas) if replicas else replication_factor or self.replication_factor
+        topic = (NewTopic(name, replica_assignments={p: list(replicas) for p in range(partitions)},
+                          topic_configs=config or {}) if replicas
+                 else NewTopic(name, partitions, rf, topic_configs=config or {}))
+        self._admin(lambda a: a.create_topics([topic]))
         deadline = time.monotonic() + timeout
         for p in range(partitions):
             self.wait_for_isr(name, p, rf, timeout=max(0.1, deadline - time.monotonic()))
@@ -111,3 +116,13 @@ class ClusterMetadataMixin:
     def active_controller(self) -> int:
         """The node id of the active controller (the metadata quorum's leader)."""
         return int(self._admin(lambda a: a.describe_metadata_quorum())["topics"][0]["partitions"][0]["leader_id"])
+
+    def under_replicated(self) -> list[tuple[str, int]]:
+        """Partitions of every topic (internal ones included) without a leader or with replicas out of sync."""
+        topics = self._admin(lambda a: a.describe_topics())
+        return [(t["name"], p["partition_index"]) for t in topics for p in t["partitions"]
+                if p["leader_id"] < 0 or len(p["isr_nodes"]) < len(p["replica_nodes"])]
+
+    def wait_fully_replicated(self, timeout: float = 120.0) -> None:
+        """Wait until no partition is under-replicated (what a rolling restart waits for before the next node)."""
+        _poll(lambda: True if not self.under_replicated() else None, timeout, "every partition to be fully replicated")

@@ -25,7 +25,7 @@ import time
 from functools import partial
 from typing import Any
 
-from confluent_kafka import Consumer, KafkaException, Producer
+from confluent_kafka import Consumer, KafkaError, KafkaException, Producer
 from confluent_kafka import TopicPartition as KafkaTP
 
 from detector.config import KafkaConfig
@@ -39,6 +39,7 @@ from detector.kafka.seams import (
     TopicPartition,
     check_settled,
     translated,
+    write_refused,
 )
 from detector.kafka.settings import COMMIT_TIMEOUT_S
 from detector.kafka.transactions import TransactionBracket
@@ -257,9 +258,9 @@ class ConfluentSink:
             try:
                 self.producer.produce(record.topic, record.value, record.key, **extra)
             except (BufferError, *CLIENT_ERRORS) as exc:
-                on_done(record, BrokerError(f"send: {type(exc).__name__}: {exc}"))
+                on_done(record, _send_failed(record, exc))
         except CLIENT_ERRORS as exc:
-            on_done(record, BrokerError(f"send: {type(exc).__name__}: {exc}"))
+            on_done(record, _send_failed(record, exc))
 
     def run_delivery_callbacks(self) -> None:
         with translated("delivery callbacks", *CLIENT_ERRORS):
@@ -279,8 +280,20 @@ class ConfluentSink:
         self.flush(5.0)
 
 
+def _send_failed(record: OutputRecord, exc: BaseException) -> BrokerError:
+    code = exc.args[0].code() if isinstance(exc, KafkaException) and exc.args else None
+    if code == KafkaError.TOPIC_AUTHORIZATION_FAILED:  # librdkafka remembers the topic's error: refused at once
+        return write_refused(record.topic, "TOPIC_AUTHORIZATION_FAILED")
+    return BrokerError(f"send: {type(exc).__name__}: {exc}")
+
+
 def _delivered(record: OutputRecord, on_done: DoneCallback, error: Any, _message: Any) -> None:
-    on_done(record, None if error is None else BrokerError(f"delivery: {error}"))
+    if error is None:
+        on_done(record, None)
+    elif error.code() == KafkaError.TOPIC_AUTHORIZATION_FAILED:
+        on_done(record, write_refused(record.topic, error.name()))
+    else:
+        on_done(record, BrokerError(f"delivery: {error}"))
 
 
 class TransactionalConfluentSink(TransactionBracket, ConfluentSink):

@@ -12,7 +12,7 @@ from typing import Any
 
 from kafka import KafkaConsumer, KafkaProducer
 from kafka.consumer.subscription_state import ConsumerRebalanceListener
-from kafka.errors import KafkaError, KafkaTimeoutError
+from kafka.errors import KafkaError, KafkaTimeoutError, TopicAuthorizationFailedError
 from kafka.structs import OffsetAndMetadata
 from kafka.structs import TopicPartition as KafkaTP
 
@@ -27,6 +27,7 @@ from detector.kafka.seams import (
     TopicPartition,
     check_settled,
     translated,
+    write_refused,
 )
 from detector.kafka.transactions import TransactionBracket
 
@@ -183,10 +184,10 @@ class KafkaStateReader:
 class KafkaSink:
     """A producer with acks=all; completion callbacks run on the producer's I/O thread.
 
-    A topic whose metadata cannot be fetched (deleted, not yet created, broker away) blocks `send` for up to
-    `max_block_ms`; after one such failure the topic is treated as unavailable for `UNAVAILABLE_BACKOFF_S`, and
-    sends to it fail at once, so the worker loop keeps turning (and backpressure pauses the input) instead of
-    blocking once per record.
+    A topic whose metadata cannot be fetched (deleted, not yet created, broker away, or not authorised) blocks
+    `send` for up to `max_block_ms`; after one such failure the topic is treated as unavailable for
+    `UNAVAILABLE_BACKOFF_S`, and sends to it fail at once, so the worker loop keeps turning (and backpressure pauses
+    the input) instead of blocking once per record.
     """
 
     UNAVAILABLE_BACKOFF_S = 2.0
@@ -194,23 +195,29 @@ class KafkaSink:
     def __init__(self, k: KafkaConfig) -> None:
         with translated("producer start", *CLIENT_ERRORS):
             self.producer = KafkaProducer(**settings.render(settings.producer(k), "kafka-python"))
-        self._unavailable_until: dict[str, float] = {}
+        self._unavailable: dict[str, tuple[float, BrokerError]] = {}  # topic -> (backed off until, why)
 
     def send(self, record: OutputRecord, on_done: DoneCallback) -> None:
-        blocked = self._unavailable_until.get(record.topic)
-        if blocked is not None and time.monotonic() < blocked:
-            on_done(record, BrokerError(f"topic {record.topic} unavailable (backing off)"))
+        blocked = self._unavailable.get(record.topic)
+        if blocked is not None and time.monotonic() < blocked[0]:
+            on_done(record, BrokerError(f"topic {record.topic} unavailable (backing off): {blocked[1]}"))
             return
         try:
             future = self.producer.send(record.topic, value=record.value, key=record.key,
                                         headers=record.headers or None, partition=record.partition)
         except CLIENT_ERRORS as exc:  # e.g. metadata unavailable within max_block_ms: report as a failed send
-            if isinstance(exc, KafkaTimeoutError):
-                self._unavailable_until[record.topic] = time.monotonic() + self.UNAVAILABLE_BACKOFF_S
-            on_done(record, BrokerError(f"send: {type(exc).__name__}: {exc}"))
+            on_done(record, self._failed("send", record.topic, exc))
             return
         future.add_callback(lambda _md: on_done(record, None))
-        future.add_errback(lambda exc: on_done(record, BrokerError(f"delivery: {type(exc).__name__}: {exc}")))
+        future.add_errback(lambda exc: on_done(record, self._failed("delivery", record.topic, exc)))
+
+    def _failed(self, what: str, topic: str, exc: BaseException) -> BrokerError:
+        """The error a failed send reports; a topic without metadata (or without WRITE) is backed off."""
+        error = (write_refused(topic, type(exc).__name__) if isinstance(exc, TopicAuthorizationFailedError)
+                 else BrokerError(f"{what}: {type(exc).__name__}: {exc}"))
+        if isinstance(exc, (KafkaTimeoutError, TopicAuthorizationFailedError)):
+            self._unavailable[topic] = (time.monotonic() + self.UNAVAILABLE_BACKOFF_S, error)
+        return error
 
     def run_delivery_callbacks(self) -> None:
         """Nothing to do: kafka-python runs completion callbacks on its I/O thread."""

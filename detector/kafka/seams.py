@@ -63,6 +63,12 @@ def translated(what: str, *client_errors: type[BaseException]) -> Iterator[None]
         raise BrokerError(f"{what}: {type(exc).__name__}: {exc}") from exc
 
 
+def write_refused(topic: str, error: object) -> BrokerError:
+    """The broker refused a record because the worker's principal may not write to `topic` (a missing ACL)."""
+    return BrokerError(f"not authorised to write to topic {topic!r} ({error}): grant the worker's principal WRITE "
+                       "on it; its windows stay uncommitted until then")
+
+
 class RebalanceListener(Protocol):
     def on_revoked(self, partitions: set[TopicPartition]) -> None: ...
 

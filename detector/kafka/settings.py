@@ -36,6 +36,8 @@ KEYS: dict[str, tuple[str | None, str | None]] = {
     "ssl_certfile": ("ssl_certfile", "ssl.certificate.location"),
     "ssl_keyfile": ("ssl_keyfile", "ssl.key.location"),
     "ssl_password": ("ssl_password", "ssl.key.password"),
+    "bootstrap_timeout_ms": ("bootstrap_timeout_ms", None),  # kafka-python: how long a new client looks for a broker
+    "request_timeout_ms": ("request_timeout_ms", None),  # kafka-python: one request's answer (admin, start-up check)
     # consumer
     "group_id": ("group_id", "group.id"),
     "enable_auto_commit": ("enable_auto_commit", "enable.auto.commit"),
@@ -53,7 +55,7 @@ KEYS: dict[str, tuple[str | None, str | None]] = {
     "compression_type": ("compression_type", "compression.type"),
     "max_block_ms": ("max_block_ms", None),  # kafka-python's send blocks on metadata; librdkafka's never does
     "retries": ("retries", None),  # librdkafka retries until message.timeout.ms
-    "delivery_timeout_ms": (None, "message.timeout.ms"),
+    "delivery_timeout_ms": ("delivery_timeout_ms", "message.timeout.ms"),
     "enable_idempotence": ("enable_idempotence", "enable.idempotence"),
     "transactional_id": ("transactional_id", "transactional.id"),
     "transaction_timeout_ms": ("transaction_timeout_ms", "transaction.timeout.ms"),
@@ -106,8 +108,10 @@ def producer(k: KafkaConfig) -> dict[str, Any]:
         "compression_type": "none",
         "max_block_ms": 5_000,
         "retries": 5,
-        # a record not acknowledged by then is reported failed; the worker retries it (the input stays open)
+        # a record not acknowledged by then is reported failed; the worker retries it (the input stays open).
+        # kafka-python requires it above linger + request timeout, hence its shorter request timeout
         "delivery_timeout_ms": 30_000,
+        "request_timeout_ms": 20_000,
     }
     if k.exactly_once:
         # A worker killed mid-transaction leaves it open until this timeout; until then read_committed readers
