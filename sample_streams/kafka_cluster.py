@@ -159,13 +159,15 @@ class LocalKafkaCluster(ClusterMetadataMixin, SecuredClusterMixin):
     def _wait_registered(self, deadline: float) -> None:
         live = {i for i, n in self.nodes.items() if n.running and not n.paused}
         seen: set[int] = set()
-        while time.monotonic() < deadline:
+        agreed = 0  # each broker's metadata cache catches up on its own: one answer is not every broker's view,
+        while time.monotonic() < deadline:  # so several fresh clients in a row must see them all
             try:
                 seen = {b["broker_id"] for b in self._admin(lambda a: a.describe_cluster())["brokers"]
                         if not b.get("is_fenced", False)}
             except Exception:  # a node still opening its listener
                 seen = set()
-            if live <= seen:
+            agreed = agreed + 1 if live <= seen else 0
+            if agreed >= 5:
                 return
             time.sleep(0.2)
         raise KafkaLauncherError(f"brokers {sorted(live - seen)} did not register with the controller in time; see "
