@@ -4,7 +4,6 @@ client, and an output topic it may not write to."""
 
 from __future__ import annotations
 
-import os
 import time
 import uuid
 from collections.abc import Iterator
@@ -13,11 +12,11 @@ from pathlib import Path
 import pytest
 from cluster_faults import ClusterEnv
 from harness import TrackedProducer, WorkerProcess, committed_offsets, end_offsets, wait_for
+from test_local_cluster import _start as start_or_skip
 
 from sample_streams.generator import generate
 from sample_streams.kafka_cluster import LocalKafkaCluster
 from sample_streams.kafka_security import SaslSsl
-from sample_streams.local_kafka import KafkaLauncherError
 
 pytestmark = pytest.mark.kafka
 USER, PASSWORD = "tsad", f"tsad-pw-{uuid.uuid4().hex[:8]}"
@@ -28,14 +27,7 @@ def secured(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalKafkaClus
     """One SASL_SSL broker (the same security as the three-node tests in test_local_cluster.py, one node for CPU)."""
     cluster = LocalKafkaCluster(brokers=1, work_dir=tmp_path_factory.mktemp("secured"),
                                 security=SaslSsl(users={USER: PASSWORD}))
-    try:
-        cluster.start()
-    except KafkaLauncherError as exc:
-        cluster.cleanup()
-        if os.environ.get("TSAD_REQUIRE_KAFKA") == "1":
-            pytest.fail(f"the local SASL_SSL broker is required here but could not start: {exc}")
-        pytest.skip(f"no local SASL_SSL broker: {exc}")
-    yield cluster
+    yield start_or_skip(cluster)
     cluster.stop()
 
 
