@@ -16,7 +16,6 @@ docs/performance.md (block 'batched') unless --no-doc.
 from __future__ import annotations
 
 import argparse
-import sys
 import tempfile
 import time
 import uuid
@@ -27,7 +26,7 @@ import numpy as np
 from confluent_kafka import Producer
 from harness import WorkerProcess, train_sample_bundle, wait_for
 from perfdoc import Report, add_doc_option
-from throughput import bare_confluent_consumer, bare_consumer, prefill
+from throughput import bare_confluent_consumer, bare_consumer, prefill, say
 
 from detector.wire.batch import encode_batch
 from sample_streams.generator import generate
@@ -35,10 +34,6 @@ from sample_streams.local_kafka import LocalKafka
 from sample_streams.topics import ensure_topics
 
 SOURCES = 16
-
-
-def say(text: str) -> None:
-    print(text, file=sys.stderr, flush=True)
 
 
 def prefill_batches(bootstrap: str, topic: str, n: int, rows: int) -> int:

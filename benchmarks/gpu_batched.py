@@ -22,6 +22,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from gpu_scoring import h2d_limit
 from harness import train_sample_bundle
 from prometheus_client import CollectorRegistry
 from worker_loop import AckingSink
@@ -40,18 +41,6 @@ from detector.wire.windows import encode_f32
 from sample_streams.generator import generate
 
 SOURCES = 16
-
-
-def h2d_limit(n: int) -> float:
-    host = torch.empty((n, 140), dtype=torch.float32, pin_memory=True)
-    dev = torch.empty((n, 140), dtype=torch.float32, device="cuda")
-    dev.copy_(host, non_blocking=True)
-    torch.cuda.synchronize()
-    start = time.perf_counter()
-    for _ in range(20):
-        dev.copy_(host, non_blocking=True)
-    torch.cuda.synchronize()
-    return 20 * n / (time.perf_counter() - start)
 
 
 def messages(pool: np.ndarray, n: int, rows: int) -> list[InputMessage]:

@@ -14,6 +14,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import asdict
 from typing import Any
 
 import numpy as np
@@ -43,10 +44,10 @@ class EpisodeStage:
     def __init__(self, config: Config, reader: StateReader, metrics: WorkerMetrics,
                  wall: Callable[[], float] = time.time) -> None:
         e, a = config.episodes, config.adaptive
-        self.tracker = EpisodeTracker(EpisodePolicy(e.open_k, e.open_n, e.close_ratio, e.quiet_windows,
-                                                    e.cooldown_windows, e.update_interval_s))
-        self.adaptive = AdaptiveThresholds(AdaptivePolicy(a.quantile, a.margin, a.rate, a.warmup, a.lower, a.upper),
-                                           self.tracker) if a.enabled else None
+        # the policies take the config's fields by name (not by position: a reordered field cannot slip through)
+        self.tracker = EpisodeTracker(EpisodePolicy(**asdict(e)))
+        adaptive = {k: v for k, v in asdict(a).items() if k != "enabled"}
+        self.adaptive = AdaptiveThresholds(AdaptivePolicy(**adaptive), self.tracker) if a.enabled else None
         self.events_topic, self.state_topic = config.topics.events, config.topics.state_topic
         self.reader, self.metrics, self.wall = reader, metrics, wall
         self._counts = {kind: metrics.episodes.labels(kind=kind)
