@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import concurrent.futures
 import logging
-import time
 from functools import partial
 from typing import Any
 
@@ -37,7 +36,6 @@ from detector.kafka.seams import (
     OutputRecord,
     RebalanceListener,
     TopicPartition,
-    check_settled,
     translated,
     write_refused,
 )
@@ -185,66 +183,13 @@ class ConfluentSource:
             self.consumer.close()
 
 
-class ConfluentStateReader:
-    """An assign-mode consumer that reads state partitions from the beginning to their end."""
-
-    def __init__(self, k: KafkaConfig) -> None:
-        neutral = {**settings.connection(k), "group_id": f"{k.group_id}-state-reader",  # librdkafka needs one
-                   "enable_auto_commit": False, "auto_offset_reset": "earliest",
-                   "isolation_level": "read_committed" if k.exactly_once else "read_uncommitted"}
-        with translated("state reader start", *CLIENT_ERRORS):
-            self.consumer = Consumer(settings.render(neutral, "confluent"))
-            uncommitted = {**neutral, "isolation_level": "read_uncommitted"}  # its watermarks: the high ones
-            self.uncommitted = Consumer(settings.render(uncommitted, "confluent")) if k.exactly_once else None
-
-    def partitions(self, topic: str) -> int | None:
-        with translated("state topic metadata", *CLIENT_ERRORS):
-            meta = self.consumer.list_topics(topic, timeout=COMMIT_TIMEOUT_S).topics.get(topic)
-        return None if meta is None or meta.error is not None or not meta.partitions else len(meta.partitions)
-
-    def read(self, topic: str, partitions: set[int]) -> list[InputMessage]:
-        if not partitions:
-            return []
-        out: list[InputMessage] = []
-        with translated("state read", *CLIENT_ERRORS):
-            ends = {p: self.consumer.get_watermark_offsets(KafkaTP(topic, p), timeout=COMMIT_TIMEOUT_S)[1]
-                    for p in partitions}
-            if self.uncommitted is not None:
-                check_settled(topic, ends, {p: self.uncommitted.get_watermark_offsets(
-                    KafkaTP(topic, p), timeout=COMMIT_TIMEOUT_S)[1] for p in partitions})
-            wanted = {p for p, end in ends.items() if end > 0}
-            if not wanted:
-                return out
-            self.consumer.assign([KafkaTP(topic, p, -2) for p in sorted(wanted)])  # -2: from the beginning
-            deadline = time.monotonic() + COMMIT_TIMEOUT_S * 6
-            while True:
-                m: Any
-                for m in self.consumer.consume(500, 0.2):
-                    if m.error() is None:
-                        out.append(InputMessage(m.topic(), m.partition(), m.offset(), m.key(), m.value(), [],
-                                                m.timestamp()[1]))
-                # the position moves past transaction markers too; ends are the last stable offsets (read_committed)
-                if all(tp.offset >= ends[tp.partition] for tp in self.consumer.position(
-                        [KafkaTP(topic, p) for p in wanted])):
-                    break
-                if time.monotonic() > deadline:
-                    raise BrokerError(f"state read: {topic} not read to its end within {COMMIT_TIMEOUT_S * 6:.0f} s")
-            self.consumer.unassign()
-        return out
-
-    def close(self) -> None:
-        with translated("state reader close", *CLIENT_ERRORS):
-            self.consumer.close()
-            if self.uncommitted is not None:
-                self.uncommitted.close()
-
-
 class ConfluentSink:
     """A producer with acks=all. Delivery reports are served by `serve()`/`flush()` on the caller's thread."""
 
     def __init__(self, k: KafkaConfig) -> None:
+        self.config = settings.render(settings.producer(k), "confluent")
         with translated("producer start", *CLIENT_ERRORS):
-            self.producer = Producer(settings.render(settings.producer(k), "confluent"))
+            self.producer = Producer(self.config)
 
     def send(self, record: OutputRecord, on_done: DoneCallback) -> None:
         report = partial(_delivered, record, on_done)
@@ -305,6 +250,11 @@ class TransactionalConfluentSink(TransactionBracket, ConfluentSink):
         super().__init__(k)
         with translated("init transactions", *CLIENT_ERRORS):
             self.producer.init_transactions(30.0)  # fences an earlier producer with this id, aborts its transaction
+
+    def _new_producer(self) -> None:
+        producer = Producer(self.config)
+        producer.init_transactions(self.call_timeout_s)
+        self.producer = producer  # the old one is dropped with its delivery reports: that epoch was abandoned
 
     def _begin(self) -> None:
         self.producer.begin_transaction()

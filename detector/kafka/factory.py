@@ -24,9 +24,9 @@ def kafka_clients(config: Config, listener: RebalanceListener) -> tuple[Source, 
 def state_reader(config: Config) -> StateReader:
     """A reader of the episode-state topic with the configured client."""
     if config.kafka.client == "confluent":
-        from detector.kafka import confluent
+        from detector.kafka import confluent_state
 
-        return confluent.ConfluentStateReader(config.kafka)
+        return confluent_state.ConfluentStateReader(config.kafka)
     from detector.kafka import kafka_python
 
     return kafka_python.KafkaStateReader(config.kafka)

@@ -193,8 +193,9 @@ class KafkaSink:
     UNAVAILABLE_BACKOFF_S = 2.0
 
     def __init__(self, k: KafkaConfig) -> None:
+        self.config = settings.render(settings.producer(k), "kafka-python")
         with translated("producer start", *CLIENT_ERRORS):
-            self.producer = KafkaProducer(**settings.render(settings.producer(k), "kafka-python"))
+            self.producer = KafkaProducer(**self.config)
         self._unavailable: dict[str, tuple[float, BrokerError]] = {}  # topic -> (backed off until, why)
 
     def send(self, record: OutputRecord, on_done: DoneCallback) -> None:
@@ -242,6 +243,16 @@ class TransactionalKafkaSink(TransactionBracket, KafkaSink):
             self.producer.init_transactions()  # fences an earlier producer with this id, aborts its transaction
 
     client_errors = CLIENT_ERRORS
+
+    def _new_producer(self) -> None:
+        producer = KafkaProducer(**self.config)
+        try:
+            producer.init_transactions()
+        except BaseException:
+            producer.close(timeout=0)
+            raise
+        old, self.producer = self.producer, producer
+        old.close(timeout=0)  # its records belong to the abandoned transaction
 
     def _begin(self) -> None:
         self.producer.begin_transaction()

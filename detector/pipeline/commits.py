@@ -118,7 +118,7 @@ class TransactionalCommits(_IntervalCommits):
         self.on_rewind = on_rewind  # state kept beside the offsets (episodes) goes back to the last commit too
         self.flush_timeout_s = flush_timeout_s
         self._sent_mark = delivery.sent  # sends counted when the last transaction ended
-        self._rewind_pending = False
+        self._abort_pending = self._rewind_pending = False
 
     def handle_failed_sends(self) -> None:
         """A transaction cannot resend one record: the failure aborts it at the next commit."""
@@ -146,19 +146,21 @@ class TransactionalCommits(_IntervalCommits):
     def _abort(self, reason: str) -> None:
         """Abort the open transaction and rewind every assigned partition to its last committed offset."""
         log.warning("aborting the transaction (%s); re-reading from the last committed offsets", reason)
-        try:
-            self.sink.abort_transaction()
-        except BrokerError as exc:  # the producer may be unusable; the re-read below still loses nothing
-            log.warning("abort_transaction failed: %s", exc)
         self.metrics.transactions.labels(result="aborted").inc()
         self.delivery.abandon()
         self._sent_mark = self.delivery.sent
-        self._rewind_pending = True
-        self.recover()
+        self._abort_pending = self._rewind_pending = True
+        try:
+            self.recover()
+        except BrokerError as exc:  # the producer could not be aborted or replaced yet: retried before the next poll
+            log.warning("transaction abort not finished: %s", exc)
 
     def recover(self) -> None:
-        """Drop what was read since the last commit and seek back to it; until the seek succeeds, nothing more is
-        polled (reading on from the current position would skip the windows of the aborted transaction)."""
+        """Finish the abort, drop what was read since the last commit and seek back to it; until both succeed,
+        nothing more is polled (reading on from the current position would skip the aborted windows)."""
+        if self._abort_pending:
+            self.sink.abort_transaction()  # raises BrokerError while the producer can be neither aborted nor replaced
+            self._abort_pending = False
         if not self._rewind_pending:
             return
         assigned = self.source.assignment()
