@@ -14,6 +14,10 @@ class Health:
     # Not ready when the loop has stalled this long (e.g. blocked on a broker that is away), well before liveness
     # gives up on it.
     ready_max_loop_age_s: float = 10.0
+    # Not ready when outputs have waited this long without one acknowledgement: the loop turns, but nothing it
+    # scores becomes safe (the output side lost its partition leaders, its topic, or its transaction coordinator).
+    ready_max_output_wait_s: float = 15.0
+    output_wait_s: float = 0.0
     model_ready: bool = False
     broker_connected: bool = False
     assigned_partitions: int = 0
@@ -44,4 +48,6 @@ class Health:
             problems.append("shutting down")
         if self.last_loop is not None and self.clock() - self.last_loop > self.ready_max_loop_age_s:
             problems.append(f"main loop stalled for {self.clock() - self.last_loop:.0f} s")
+        if self.output_wait_s > self.ready_max_output_wait_s:
+            problems.append(f"no output acknowledged for {self.output_wait_s:.0f} s")
         return (not problems, "; ".join(problems) or "ready")

@@ -35,6 +35,7 @@ class Delivery:
         self.epoch = 0
         self.sent = 0  # every send, ever (a commit strategy compares it to see whether anything was sent since)
         self.outstanding = 0  # sent in this epoch, neither acknowledged nor failed yet
+        self._progress = clock()  # the last acknowledgement, or when records began to wait for one
 
     @property
     def has_failed(self) -> bool:
@@ -46,7 +47,13 @@ class Delivery:
         self.tracker.add_outputs((record.ref.topic, record.ref.partition), record.ref.offset)
         self.send(record)
 
+    def stalled_for(self) -> float:
+        """Seconds that records have been waiting without any acknowledgement arriving (0 when none wait)."""
+        return 0.0 if not (self.outstanding or self._failed) else self.clock() - self._progress
+
     def send(self, record: OutputRecord) -> None:
+        if not (self.outstanding or self._failed):
+            self._progress = self.clock()
         record.attempts += 1
         record.epoch = self.epoch
         self.sent += 1
@@ -73,6 +80,7 @@ class Delivery:
                 self._failed.append((self.clock() + RETRY_BACKOFF_S, record))
                 continue
             published[record.kind] += 1
+            self._progress = self.clock()
             ref = record.ref
             self.latencies.closed(at, self.tracker.release((ref.topic, ref.partition), ref.offset))
         for kind, n in published.items():

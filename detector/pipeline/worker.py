@@ -81,6 +81,7 @@ class Worker:
         if self.batcher.ready():
             self.processor.process(self.batcher.take())
         self.delivery.collect()
+        self.health.output_wait_s = self.delivery.stalled_for()
         self.commits.commit()
         self.status.refresh()
         self.health.loop_ran()

@@ -60,6 +60,10 @@ def test_readiness_needs_model_broker_and_partitions(served) -> None:
     status, body = _get(port, "/readyz")
     assert status == 503 and "main loop stalled for 11 s" in body
     assert _get(port, "/healthz")[0] == 200
+    health.loop_ran()
+    health.output_wait_s = 16.0  # the loop turns, but no output has been acknowledged for 16 s
+    status, body = _get(port, "/readyz")
+    assert status == 503 and "no output acknowledged for 16 s" in body
 
 
 def test_liveness_follows_the_main_loop(served) -> None:

@@ -191,6 +191,20 @@ def test_failed_send_is_retried_and_blocks_the_commit_meanwhile() -> None:
     assert source.committed() == {("in", 0): 1}
 
 
+def test_readiness_fails_while_outputs_wait_without_any_acknowledgement() -> None:
+    worker, source, sink, registry, clock = make(max_size=1, auto_ack=False)
+    source.add([msg(0, np.full(W, 3.0))])
+    worker.step()  # the event waits for its acknowledgement; the loop keeps turning
+    clock.t += 16.0
+    worker.step()
+    ready, why = worker.health.ready()
+    assert not ready and "no output acknowledged for 16 s" in why
+    assert value(registry, "tsad_ready") == 0
+    sink.ack()
+    worker.step()
+    assert "no output acknowledged" not in worker.health.ready()[1]
+
+
 def test_backpressure_pauses_and_resumes_partitions() -> None:
     worker, source, sink, registry, _ = make(max_size=2, max_in_flight=4, auto_ack=False)
     source.add([msg(i, np.full(W, 3.0), partition=i % 2) for i in range(12)])
