@@ -7,7 +7,9 @@ Runs, each timed from the first step until every window is scored and every outp
   - the pinned host-to-device limit, in windows/s of 140 float32 (560 bytes),
   - the worker on per-window f32 messages (all scores as JSON records),
   - the worker on batched messages (Arrow, `--rows` windows each): events only (`windows` mode: an event per
-    anomalous window, no score records), and all scores as one Arrow record per message.
+    anomalous window, no score records; the generator makes 10% of windows anomalous, so this is mostly the cost
+    of 200,000 JSON events), all scores as one Arrow record per message, and episodes (the default `events.mode`:
+    records per incident and source, not per window).
 A sink that acknowledges at once stands in for Kafka, so this is the loop's own ceiling: decode, batch, copy,
 model, threshold, outputs, offsets. Prints a Markdown table.
 """
@@ -15,7 +17,9 @@ model, threshold, outputs, offsets. Prints a Markdown table.
 from __future__ import annotations
 
 import argparse
+import cProfile
 import gc
+import pstats
 import tempfile
 import time
 from pathlib import Path
@@ -35,7 +39,7 @@ from detector.model.serving import ModelIdentity, ServingModel
 from detector.ops.health import Health
 from detector.ops.metrics import WorkerMetrics
 from detector.pipeline.assembly import build_worker
-from detector.testing import MemorySource
+from detector.testing import MemorySink, MemorySource, MemoryStateReader
 from detector.wire.batch import encode_batch
 from detector.wire.windows import encode_f32
 from sample_streams.generator import generate
@@ -61,20 +65,21 @@ def per_window_messages(pool: np.ndarray, n: int) -> list[InputMessage]:
 
 
 def run(bundle: ModelBundle, device: str, batch: int, fmt: str, inputs: list[InputMessage], windows: int,
-        scores: str | None) -> float:
+        scores: str | None, mode: str = "windows") -> float:
     source = MemorySource()
     source.add(inputs)
     config = Config(input=InputConfig(format=fmt, max_batch_bytes=64 << 20),
                     topics=TopicsConfig(input="in", events="ev", dead_letter="dlq", scores="sc" if scores else None),
                     batch=BatchConfig(max_size=batch, max_wait_ms=20, max_in_flight=4 * batch),
                     worker=WorkerConfig(max_poll_records=64 if fmt == "batch" else 8192, commit_interval_ms=1000),
-                    events=EventsConfig(mode="windows", scores_format=scores or "json"))
+                    events=EventsConfig(mode=mode, scores_format=scores or "json"))
     model = ServingModel(ModelIdentity(bundle.name, bundle.version),
                          BatchScorer(bundle.scorer(torch.device(device), torch.float32), batch, 10),
                          bundle.threshold, bundle.window)
     registry = CollectorRegistry()
     worker = build_worker(config=config, source=source, sink=AckingSink(), model=model,
-                          metrics=WorkerMetrics(registry), health=Health())
+                          metrics=WorkerMetrics(registry), health=Health(),
+                          state=MemoryStateReader(MemorySink()))  # episodes: no earlier state
     source.listener = worker
     gc.collect()
     gc.freeze()
@@ -96,6 +101,8 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=4096, help="windows per batched message")
     parser.add_argument("--batch", type=int, default=65536, help="batch.max_size")
     parser.add_argument("--device", default="cuda")
+    parser.add_argument("--profile", type=int, default=0, metavar="N",
+                        help="also profile one more events-only run and print its N costliest functions")
     args = parser.parse_args()
     n = args.windows // args.rows * args.rows
     bundle = ModelBundle.load(train_sample_bundle(Path(tempfile.mkdtemp()) / "bundle"))
@@ -108,6 +115,7 @@ def main() -> None:
     batched = messages(pool, n, args.rows)
     events_only = run(bundle, args.device, args.batch, "batch", batched, n, None)
     arrow = run(bundle, args.device, args.batch, "batch", batched, n, "arrow")
+    episodes = run(bundle, args.device, args.batch, "batch", batched, n, None, mode="episodes")
     print(f"device: {label}, torch {torch.__version__}; {n:,} windows in messages of {args.rows}, "
           f"batch.max_size {args.batch}\n")
     print("| run | windows/s | share of the pinned H2D limit | vs per-window f32 |")
@@ -115,8 +123,16 @@ def main() -> None:
     print(f"| pinned host-to-device limit | {limit:,.0f} | 1.00 | |")
     for name, rate in [("worker, per-window f32, all scores (JSON)", per_window),
                        ("worker, batched, events only", events_only),
-                       ("worker, batched, all scores (Arrow per message)", arrow)]:
+                       ("worker, batched, all scores (Arrow per message)", arrow),
+                       ("worker, batched, episodes (the default events mode)", episodes)]:
         print(f"| {name} | {rate:,.0f} | {rate / limit:.3f} | {rate / per_window:.2f} |")
+    if args.profile:
+        profiler = cProfile.Profile()
+        profiler.enable()
+        rate = run(bundle, args.device, args.batch, "batch", batched, n, None)
+        profiler.disable()
+        print(f"\nProfile of one more events-only run ({rate:,.0f} windows/s under the profiler), by own time:\n")
+        pstats.Stats(profiler).sort_stats("tottime").print_stats(args.profile)
 
 
 if __name__ == "__main__":
