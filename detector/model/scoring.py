@@ -40,7 +40,7 @@ def resolve_device(requested: str) -> torch.device:
     return torch.device(requested)
 
 
-SCORE_KINDS = ("mean_abs_error", "recent_offset")
+SCORE_KINDS = ("mean_abs_error", "recent_offset", "error_change")
 
 
 def window_scores(recon: torch.Tensor, scaled: torch.Tensor, kind: str, channels: int, window: int
@@ -53,6 +53,11 @@ def window_scores(recon: torch.Tensor, scaled: torch.Tensor, kind: str, channels
       averages out, an offset that persists does not, and a window is judged by what just happened (with stride 1
       the score reacts within a quarter window and settles as soon as the signal does). A lone spike is diluted
       over the quarter window: where single-sample glitches matter, keep mean_abs_error.
+    - `error_change`: how much the error level moved inside the window: the mean absolute error (over channels) of
+      the newest sixth of the samples against the sixth before it, as an absolute difference. Meant as a detector
+      of transitions (the start and the end of an anomaly); measured on SKAB's change points (docs/skab.md) it
+      mostly flickers while a fault lasts, since its threshold is set on the small errors of normal data. Kept so
+      that measurement can be repeated (`benchmarks/skab.py --score error_change`); no preset uses it.
     The absolute errors always serve segment attribution.
     """
     residual = recon - scaled
@@ -63,6 +68,11 @@ def window_scores(recon: torch.Tensor, scaled: torch.Tensor, kind: str, channels
         span = max(1, window // 4)
         offsets = residual.view(len(residual), channels, window)[:, :, -span:].mean(dim=2)
         return offsets.square().mean(dim=1), errors
+    if kind == "error_change":
+        span = max(1, window // 6)
+        profile = errors.view(len(errors), channels, window).mean(dim=1)  # per sample, over channels
+        newest, before = profile[:, -span:].mean(dim=1), profile[:, -2 * span : -span].mean(dim=1)
+        return (newest - before).abs(), errors
     raise ValueError(f"unknown score kind {kind!r}; choose from {list(SCORE_KINDS)}")
 
 

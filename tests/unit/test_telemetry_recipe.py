@@ -31,6 +31,21 @@ def test_recent_offset_sees_a_sustained_offset_in_the_newest_samples_not_noise()
         window_scores(recon, scaled, "median", channels, window)
 
 
+def test_error_change_rises_where_the_error_level_moves_not_in_a_steady_state() -> None:
+    n, channels, window = 4, 2, 12  # span: 12 // 6 = 2 samples
+    scaled = torch.zeros(n, channels * window)
+    recon = torch.zeros(n, channels * window)
+    recon[1, :] = 3.0  # a steady error everywhere (an anomaly in progress): no change
+    recon[2, window - 2 : window] = 2.0  # channel 0 jumps in its newest two samples: the start of something
+    recon[3, : window - 2] = 2.0  # channel 0 and 1 back to normal in the newest two samples: an end
+    recon[3, window : 2 * window - 2] = 2.0
+    scores, errors = window_scores(recon, scaled, "error_change", channels, window)
+    assert scores[0] == 0 and scores[1] == 0
+    assert scores[2] == pytest.approx(1.0)  # (2 + 0) / 2 channels, newest span against the span before
+    assert scores[3] == pytest.approx(2.0)  # an end scores as a change too
+    assert errors[1].mean() == 3.0  # attribution still sees the steady error
+
+
 def test_pca_fit_reconstructs_the_kept_subspace_exactly() -> None:
     rng = np.random.default_rng(0)
     basis = rng.normal(size=(3, 20))
@@ -62,3 +77,4 @@ def test_the_mse_loss_trains() -> None:
     assert train(ds, config, seed=0, on_epoch=None).history.train_loss[-1] > 0
     with pytest.raises(ValueError, match="loss must be mae or mse"):
         config.replace(loss="huber")
+
