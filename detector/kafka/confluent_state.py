@@ -3,7 +3,6 @@ partitions whole (`detector.kafka.state_topic` says what they hold)."""
 
 from __future__ import annotations
 
-import logging
 import time
 from typing import Any
 
@@ -13,34 +12,24 @@ from confluent_kafka import TopicPartition as KafkaTP
 from detector.config import KafkaConfig
 from detector.kafka import settings
 from detector.kafka.confluent import CLIENT_ERRORS
-from detector.kafka.seams import BrokerError, InputMessage, StateUnsettled, check_settled, translated
+from detector.kafka.seams import BrokerError, InputMessage, check_settled, translated
 from detector.kafka.settings import COMMIT_TIMEOUT_S
-
-log = logging.getLogger("tsad.kafka")
 
 
 class ConfluentStateReader:
-    """An assign-mode consumer that reads state partitions from the beginning to their end.
-
-    After a failed read its consumers are made anew: once a partition's leader was killed, librdkafka's watermark
-    queries on an idle consumer kept timing out against the dead node long after a new leader was elected (seen on
-    the three-node cluster, tests/integration/test_cluster_faults.py), while a new consumer finds the new leader.
-    """
+    """An assign-mode consumer that reads state partitions from the beginning to their end (made anew after a
+    failure by `renewing_state.RenewingStateReader`)."""
 
     def __init__(self, k: KafkaConfig) -> None:
         neutral = {**settings.connection(k), "group_id": f"{k.group_id}-state-reader",  # librdkafka needs one
                    "enable_auto_commit": False, "auto_offset_reset": "earliest",
                    "isolation_level": "read_committed" if k.exactly_once else "read_uncommitted"}
-        self.config = settings.render(neutral, "confluent")
-        # its watermarks are the high ones (the others, read_committed, stop at the last stable offset)
-        self.uncommitted_config = ({**self.config, "isolation.level": "read_uncommitted"} if k.exactly_once
-                                   else None)
+        config = settings.render(neutral, "confluent")
         with translated("state reader start", *CLIENT_ERRORS):
-            self._open()
-
-    def _open(self) -> None:
-        self.consumer = Consumer(self.config)
-        self.uncommitted = None if self.uncommitted_config is None else Consumer(self.uncommitted_config)
+            self.consumer = Consumer(config)
+            # its watermarks are the high ones (the others, read_committed, stop at the last stable offset)
+            self.uncommitted = (Consumer({**config, "isolation.level": "read_uncommitted"}) if k.exactly_once
+                                else None)
 
     def partitions(self, topic: str) -> int | None:
         with translated("state topic metadata", *CLIENT_ERRORS):
@@ -50,23 +39,6 @@ class ConfluentStateReader:
     def read(self, topic: str, partitions: set[int]) -> list[InputMessage]:
         if not partitions:
             return []
-        try:
-            return self._read(topic, partitions)
-        except StateUnsettled:
-            raise
-        except BrokerError:
-            self._reopen()
-            raise
-
-    def _reopen(self) -> None:
-        try:
-            self.close()
-        except BrokerError as exc:
-            log.debug("state reader close: %s", exc)
-        with translated("state reader start", *CLIENT_ERRORS):
-            self._open()
-
-    def _read(self, topic: str, partitions: set[int]) -> list[InputMessage]:
         out: list[InputMessage] = []
         with translated("state read", *CLIENT_ERRORS):
             ends = {p: self.consumer.get_watermark_offsets(KafkaTP(topic, p), timeout=COMMIT_TIMEOUT_S)[1]

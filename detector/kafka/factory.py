@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from detector.config import Config
+from detector.kafka.renewing_state import RenewingStateReader
 from detector.kafka.seams import RebalanceListener, Sink, Source, StateReader
 
 
@@ -22,11 +23,12 @@ def kafka_clients(config: Config, listener: RebalanceListener) -> tuple[Source, 
 
 
 def state_reader(config: Config) -> StateReader:
-    """A reader of the episode-state topic with the configured client."""
-    if config.kafka.client == "confluent":
+    """A reader of the episode-state topic with the configured client, made anew after a failed read."""
+    k = config.kafka
+    if k.client == "confluent":
         from detector.kafka import confluent_state
 
-        return confluent_state.ConfluentStateReader(config.kafka)
+        return RenewingStateReader(lambda: confluent_state.ConfluentStateReader(k))
     from detector.kafka import kafka_python
 
-    return kafka_python.KafkaStateReader(config.kafka)
+    return RenewingStateReader(lambda: kafka_python.KafkaStateReader(k))

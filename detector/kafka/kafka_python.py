@@ -159,10 +159,11 @@ class KafkaStateReader:
             tps = [KafkaTP(topic, p) for p in sorted(partitions)]
             self.consumer.assign(tps)
             self.consumer.seek_to_beginning(*tps)
-            ends = self.consumer.end_offsets(tps)  # read_committed: the last stable offset
+            wait_ms = int(settings.COMMIT_TIMEOUT_S * 1000)  # not the 30 s default: the loop waits on this
+            ends = self.consumer.end_offsets(tps, timeout_ms=wait_ms)  # read_committed: the last stable offset
             if self.uncommitted is not None:
                 check_settled(topic, {tp.partition: e for tp, e in ends.items()},
-                              {tp.partition: e for tp, e in self.uncommitted.end_offsets(tps).items()})
+                              {tp.partition: e for tp, e in self.uncommitted.end_offsets(tps, wait_ms).items()})
             deadline = time.monotonic() + settings.COMMIT_TIMEOUT_S * 6
             while any(self.consumer.position(tp) < end for tp, end in ends.items()):
                 if time.monotonic() > deadline:
