@@ -133,11 +133,13 @@ class Chaos:
         counts = Counter(line.split(":")[0].split("s  ", 1)[1] for line in self.log)
         print(f"chaos: {args.client}, {mode}, {wall:.1f} min, {args.rate:.0f} windows/s offered, faults every "
               f"{args.interval_s:.0f} s ({dict(counts)})\n")
+        late = [s for s in self.rss if s[0] >= 600]  # after ten minutes: buffers and caches at their high-water marks
         print("| windows in | outputs | lost | duplicated | unexpected worker exits | input sends failed | "
-              "RSS first/last (MiB) | RSS slope (MiB / 10 min) |\n| --- | --- | --- | --- | --- | --- | --- | --- |")
+              "RSS first/last (MiB) | RSS slope (MiB / 10 min) | RSS slope after minute 10 |\n" + "| --- " * 9 + "|")
         first, last = (steady[0][1], steady[-1][1]) if steady else (float("nan"), float("nan"))
         print(f"| {rec.windows_in} | {rec.outputs} | {rec.lost} | {rec.duplicated} | {len(self.unexpected)} | "
-              f"{len(feeder.failed)} | {first:.0f} / {last:.0f} | {slope_per_10_min(steady):+.1f} |\n")
+              f"{len(feeder.failed)} | {first:.0f} / {last:.0f} | {slope_per_10_min(steady):+.1f} | "
+              f"{slope_per_10_min(late):+.1f} |\n")
         print("\n".join(self.log + self.unexpected))
         ok = rec.lost == 0 and not self.unexpected and (not args.exactly_once or rec.duplicated == 0)
         return 0 if ok else 1
