@@ -251,10 +251,10 @@ class TransactionalConfluentSink(TransactionBracket, ConfluentSink):
         with translated("init transactions", *CLIENT_ERRORS):
             self.producer.init_transactions(30.0)  # fences an earlier producer with this id, aborts its transaction
 
-    def _new_producer(self) -> None:
+    def _new_producer(self) -> Producer:
         producer = Producer(self.config)
-        producer.init_transactions(self.call_timeout_s)
-        self.producer = producer  # the old one is dropped with its delivery reports: that epoch was abandoned
+        producer.init_transactions(self.call_timeout_s / 2)  # inside the watchdog's deadline
+        return producer  # the old one is dropped with its delivery reports: that epoch was abandoned
 
     def _begin(self) -> None:
         self.producer.begin_transaction()

@@ -245,15 +245,20 @@ class TransactionalKafkaSink(TransactionBracket, KafkaSink):
 
     client_errors = CLIENT_ERRORS
 
-    def _new_producer(self) -> None:
+    def _new_producer(self) -> KafkaProducer:
         producer = KafkaProducer(**self.config)
         try:
             producer.init_transactions()
         except BaseException:
             producer.close(timeout=0)
             raise
-        old, self.producer = self.producer, producer
-        old.close(timeout=0)  # its records belong to the abandoned transaction
+        return producer
+
+    def _retire(self, producer: object) -> None:
+        try:
+            producer.close(timeout=0)  # type: ignore[attr-defined]
+        except CLIENT_ERRORS as exc:
+            log.debug("closing a replaced producer: %s", exc)
 
     def _begin(self) -> None:
         self.producer.begin_transaction()

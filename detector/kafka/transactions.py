@@ -19,11 +19,13 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable
+from typing import Any, TypeVar
 
 from detector.kafka.seams import BrokerError, DoneCallback, OutputRecord, TopicPartition, translated
 from detector.kafka.settings import COMMIT_TIMEOUT_S
 
 log = logging.getLogger("tsad.kafka")
+T = TypeVar("T")
 
 
 class TransactionBracket:
@@ -33,6 +35,7 @@ class TransactionBracket:
     call_timeout_s = 2 * COMMIT_TIMEOUT_S  # a coordinator call not back by then is taken as hung
     _in_transaction = False
     _wedged: str | None = None  # why the producer must be replaced before the next transaction
+    producer: Any  # the client's producer, made by the Sink this is mixed into
 
     def send(self, record: OutputRecord, on_done: DoneCallback) -> None:
         try:
@@ -54,10 +57,13 @@ class TransactionBracket:
     def _abort(self) -> None:
         raise NotImplementedError
 
-    def _new_producer(self) -> None:
-        """Replace `self.producer` with a new transactional producer (same settings, same transactional id) and
-        run its `init_transactions`; the client's errors may escape."""
+    def _new_producer(self) -> object:
+        """A new transactional producer (same settings, same transactional id), its `init_transactions` done; the
+        client's errors may escape."""
         raise NotImplementedError
+
+    def _retire(self, producer: object) -> None:
+        """Let go of a replaced producer (its records belong to the abandoned transaction)."""
 
     def _open(self) -> None:
         if self._wedged is not None:
@@ -87,19 +93,22 @@ class TransactionBracket:
         self._in_transaction = False
         if self._wedged is not None:
             log.warning("replacing the transactional producer: %s", self._wedged)
-            self._watched("new transactional producer", self._new_producer)
+            new = self._watched("new transactional producer", self._new_producer)
+            old, self.producer = self.producer, new  # here, not on the helper thread: a late one is never used
+            self._retire(old)
             log.warning("transactional producer replaced; the old one's transaction is aborted by the coordinator")
             self._wedged = None
 
-    def _watched(self, what: str, call: Callable[[], None]) -> None:
-        """Run `call` on a helper thread; a client error leaves as BrokerError, a call still running after
-        `call_timeout_s` wedges the producer."""
+    def _watched(self, what: str, call: Callable[[], T]) -> T:
+        """Run `call` on a helper thread and return its result; a client error leaves as BrokerError, a call still
+        running after `call_timeout_s` wedges the producer."""
         finished = threading.Event()
         failure: list[BaseException] = []
+        result: list[T] = []
 
         def run() -> None:
             try:
-                call()
+                result.append(call())
             except BaseException as exc:  # handed to the caller's thread
                 failure.append(exc)
             finally:
@@ -112,3 +121,4 @@ class TransactionBracket:
         if failure:
             with translated(what, *self.client_errors):
                 raise failure[0]
+        return result[0]

@@ -23,6 +23,7 @@ class ClientSink(TransactionBracket, MemorySink):
     hang_in: str | None = None
     fail_in: dict[str, int] = field(default_factory=dict)  # call -> how many more times it raises
     producers: int = 1
+    producer: object = "producer 1"
     calls: list[str] = field(default_factory=list)
     release: threading.Event = field(default_factory=threading.Event)
 
@@ -49,10 +50,11 @@ class ClientSink(TransactionBracket, MemorySink):
     def _abort(self) -> None:
         self._call("abort")
 
-    def _new_producer(self) -> None:
+    def _new_producer(self) -> object:
         self._call("new_producer")
         self.producers += 1
         self.hang_in = None
+        return f"producer {self.producers}"
 
 
 def record() -> OutputRecord:
@@ -76,7 +78,7 @@ def test_a_hanging_send_offsets_wedges_the_producer_and_the_abort_replaces_it() 
     assert isinstance(error, BrokerError) and "being replaced" in str(error)
     sink.abort_transaction()
     assert "abort@1" not in sink.calls  # the hung producer is not asked again
-    assert sink.producers == 2
+    assert sink.producers == 2 and sink.producer == "producer 2"
     assert send(sink) is None
     sink.commit_transaction({("in", 0): 1}, object())
     assert sink.calls[-3:] == ["begin@2", "send_offsets@2", "commit@2"]
