@@ -25,6 +25,7 @@ from detector.ops.http_server import make_server, serve_in_background
 from detector.ops.metrics import WorkerMetrics
 from detector.pipeline.assembly import build_worker
 from detector.pipeline.worker import Worker
+from detector.wire.batch import warm_up as warm_arrow
 
 log = logging.getLogger("tsad.service")
 
@@ -64,6 +65,8 @@ def run(config: Config, stop: threading.Event | None = None, registry: Collector
         log.info("serving /metrics, /healthz, /readyz on %s:%d", config.http.host, server.server_address[1])
 
         model, device = load_serving_model(config)
+        if config.input.format in ("batch", "auto") or config.events.scores_format == "arrow":
+            warm_arrow(model.width)  # before readiness: the first batched message should not pay pyarrow's set-up
         metrics.model_info.info({"name": model.identity.name, "version": model.identity.version,
                                  "device": str(device), "dtype": config.model.dtype,
                                  "package_version": __version__})

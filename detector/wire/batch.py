@@ -113,3 +113,12 @@ def _floats(table: pa.Table, name: str) -> list[float | None]:
     for i in np.flatnonzero(missing).tolist():  # nulls (and NaN) mean "no time"
         times[i] = None
     return times
+
+
+def warm_up(width: int) -> None:
+    """Encode and decode one tiny batched message: pyarrow initialises its IPC machinery on first use (~165 ms
+    here), which would otherwise land on the first real message (the start-up tail in docs/performance.md, block
+    'latency')."""
+    rows = decode_batch(encode_batch(np.zeros((1, width), np.float32)), width)
+    if rows.errors or rows.windows.shape != (1, width):
+        raise RuntimeError(f"the batched-message warm-up did not round-trip: {rows.errors}")

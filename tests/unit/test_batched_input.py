@@ -14,7 +14,7 @@ from detector.ops.health import Health
 from detector.ops.metrics import WorkerMetrics
 from detector.pipeline.assembly import build_worker
 from detector.testing import MemorySink, MemorySource
-from detector.wire.batch import MAGIC, decode_batch, encode_batch
+from detector.wire.batch import MAGIC, decode_batch, encode_batch, warm_up
 from detector.wire.invalid import InvalidWindow
 from detector.wire.score_batch import decode_scores
 from detector.wire.windows import WindowDecoder, encode_json
@@ -116,3 +116,10 @@ def test_one_message_at_a_time_agrees_with_a_whole_poll(fmt: str) -> None:
     np.testing.assert_array_equal(window.values, decoder.decode_many([single]).windows[0])
     with pytest.raises(InvalidWindow, match="decode_many"):
         decoder.decode(encode_batch(_rows(3)))
+
+
+@pytest.mark.parametrize("width", [1, 140, 3 * 30])
+def test_the_start_up_warm_up_round_trips_a_message_of_the_model_width(width: int) -> None:
+    warm_up(width)  # raises if the tiny message does not decode to one window of this width
+    rows = decode_batch(encode_batch(np.ones((1, width), np.float32)), width)
+    assert rows.windows.shape == (1, width) and not rows.errors
