@@ -136,19 +136,35 @@ def test_source_client_errors_leave_as_broker_error(backend, method: str) -> Non
             time.sleep(0.2)
 
 
-@pytest.mark.parametrize("method", ["commit_transaction", "abort_transaction"])
-def test_transaction_client_errors_leave_as_broker_error(backend, method: str) -> None:
+def test_transaction_client_errors_leave_as_broker_error(backend) -> None:
     topic, source = _started(backend, 1, exactly_once=True)
     sink = backend.sink(transactional=True, source=source)
     ref = InputMessage(topic, 0, 0, None, b"", [], 0)
     sink.send(OutputRecord("score", backend.topic("t"), b"k", b"x", [], ref), lambda _r, _e: None)
     sink.flush(10)
-    backend.break_sink(sink, method)
+    backend.break_sink(sink, "commit_transaction")
     with pytest.raises(BrokerError):
-        if method == "commit_transaction":
-            sink.commit_transaction({(topic, 0): 1}, source.group_metadata())
-        else:
-            sink.abort_transaction()
+        sink.commit_transaction({(topic, 0): 1}, source.group_metadata())
+
+
+def test_a_refused_abort_leaves_a_sink_that_commits_the_next_transaction(backend) -> None:
+    """The Kafka sinks replace a producer whose abort is refused (a new one with the same transactional id fences
+    it); the fake refuses once and aborts when asked again. Either way the next transaction commits."""
+    topic, source = _started(backend, 1, exactly_once=True)
+    sink = backend.sink(transactional=True, source=source)
+    out = backend.topic("t")
+    ref = InputMessage(topic, 0, 0, None, b"", [], 0)
+    sink.send(OutputRecord("score", out, b"k", b"x", [], ref), lambda _r, _e: None)
+    sink.flush(10)
+    backend.break_sink(sink, "abort_transaction")
+    try:
+        sink.abort_transaction()
+    except BrokerError:
+        sink.abort_transaction()
+    sink.send(OutputRecord("score", out, b"k", b"y", [], ref), lambda _r, _e: None)
+    sink.flush(10)
+    sink.commit_transaction({(topic, 0): 1}, source.group_metadata())
+    assert backend.committed_outputs(out, 1, timeout=10) == [b"y"]
 
 
 def test_failed_sends_and_flushes_are_reported_not_raised(backend) -> None:
