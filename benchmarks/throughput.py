@@ -192,12 +192,12 @@ def latency(tmp: Path, bootstrap: str, bundle: Path, rate: float, seconds: float
                              "auto.offset.reset": "earliest", "fetch.wait.max.ms": 5,
                              "isolation.level": "read_committed" if exactly_once else "read_uncommitted"})
         consumer.subscribe([str(topics["scores"])], on_assign=lambda *_: subscribed.set())
-        while not stop.is_set() and len(seen) < n:  # (a batched message is seen at its first record: a little
-            # early; the loop runs on for a moment after the last, and later records overwrite the time)
+        # stops once every input message has a time: the last batched messages may be timed at an early record
+        while not stop.is_set() and len(seen) < n:
             first = consumer.poll(0.1)  # as soon as one arrives (consume(n, t) would wait for n or t)
-            messages = [first, *consumer.consume(1000, 0)] if first is not None else []
+            got = [first, *consumer.consume(1000, 0)] if first is not None else []
             now = time.time() * 1000
-            for m in messages:
+            for m in got:
                 value = m.value()
                 if m.error() is None and value is not None:  # a batched message's last window counts
                     seen[_input_offset(value)] = now
