@@ -43,6 +43,7 @@ class ServingModel:
     created: str = ""  # the bundle's creation time (ISO-8601)
     channels: tuple[str, ...] = ("value",)  # names, in the order of a window row's channel-major blocks
     reference: tuple[float, ...] = ()  # deciles of the held-out normal scores (drift reference), if recorded
+    pinned: bool = False  # on CUDA: batches built in pinned host memory go to the device without a staging copy
 
     @property
     def width(self) -> int:
@@ -64,5 +65,5 @@ def load_serving_model(config: Config, path: str | None = None) -> tuple[Serving
              config.model.dtype, time.perf_counter() - started)
     deciles = tuple(float(d) for d in bundle.metrics.get("score_reference", {}).get("deciles", []))
     model = ServingModel(ModelIdentity(bundle.name, bundle.version), scorer, bundle.threshold, bundle.window,
-                         bundle.created, bundle.channels, deciles)
+                         bundle.created, bundle.channels, deciles, pinned=device.type == "cuda")
     return model, device

@@ -1,8 +1,9 @@
 """Micro-batching by size and by latency: a batch is ready when it is full or its oldest window has waited long
 enough. The batcher holds at most `max_size` windows; the worker bounds everything else in flight.
 
-Windows arrive many at a time (every valid window of one poll) and are kept in columns: one float32 matrix plus a
-list per field, so no per-window object is made on the hot path.
+Windows arrive many at a time (every valid window of one poll) and are kept in columns: one float32 matrix plus,
+per field, the parts given to `add` (lists for per-window messages; for batched messages the lazy columns of
+wire/columns.py), joined when the batch is taken, so no per-window object is made on the hot path.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from detector.kafka.seams import InputMessage
+from detector.wire.columns import RowBlocks, concat, copy_rows
 
 
 @dataclass
@@ -29,7 +31,8 @@ class Batch:
 
 
 class MicroBatcher:
-    def __init__(self, window: int, max_size: int, max_wait_s: float, clock: Callable[[], float]) -> None:
+    def __init__(self, window: int, max_size: int, max_wait_s: float, clock: Callable[[], float],
+                 pinned: bool = False) -> None:
         self.window = window
         self.max_size = max_size
         self.max_wait_s = max_wait_s
@@ -37,64 +40,78 @@ class MicroBatcher:
         # Two buffers taken in turn: a taken batch is a view of one while the next fills the other, so `take` copies
         # nothing (a fresh 36 MB copy per 65,536-window batch cost more than decoding it). A batch stays valid until
         # the second `take` after it; the loop processes each batch before it takes the next.
-        self._buffers = [np.empty((max_size, window), dtype=np.float32) for _ in range(2)]
+        # With `pinned` (a model on CUDA) they are page-locked, so the scorer copies a batch to the device directly.
+        self._buffers = [_matrix(max_size, window, pinned) for _ in range(2)]
         self._buffer = self._buffers[0]
-        self._messages: list[InputMessage] = []
-        self._ids: list[str | None] = []
-        self._sources: list[str | None] = []
-        self._ts: list[float | None] = []
-        self._rows: list[int] = []
+        self._n = 0
+        self._messages: list[Sequence[InputMessage]] = []  # the parts given to `add`, per field
+        self._ids: list[Sequence[str | None]] = []
+        self._sources: list[Sequence[str | None]] = []
+        self._ts: list[Sequence[float | None]] = []
+        self._rows: list[Sequence[int]] = []
         self._first_at = 0.0
 
     def __len__(self) -> int:
-        return len(self._messages)
+        return self._n
 
     @property
     def full(self) -> bool:
-        return len(self._messages) >= self.max_size
+        return self._n >= self.max_size
 
-    def add(self, windows: np.ndarray, messages: Sequence[InputMessage], ids: Sequence[str | None],
+    def add(self, windows: np.ndarray | RowBlocks, messages: Sequence[InputMessage], ids: Sequence[str | None],
             sources: Sequence[str | None], ts: Sequence[float | None], rows: Sequence[int] | None = None) -> int:
         """Append as many of the given windows as fit; return how many were taken (the caller keeps the rest)."""
-        n = len(self._messages)
+        n = self._n
         take = min(len(messages), self.max_size - n)
         if take <= 0:
             return 0
         if n == 0:
             self._first_at = self.clock()
-        self._buffer[n : n + take] = windows[:take]
-        self._messages.extend(messages[:take])
-        self._ids.extend(ids[:take])
-        self._sources.extend(sources[:take])
-        self._ts.extend(ts[:take])
-        self._rows.extend(rows[:take] if rows is not None else [-1] * take)
+        copy_rows(self._buffer[n : n + take], windows[:take])
+        self._n += take
+        whole = take == len(messages)
+        self._messages.append(messages if whole else messages[:take])
+        self._ids.append(ids if whole else ids[:take])
+        self._sources.append(sources if whole else sources[:take])
+        self._ts.append(ts if whole else ts[:take])
+        self._rows.append([-1] * take if rows is None else rows if whole else rows[:take])
         return take
 
     def ready(self) -> bool:
-        return self.full or (bool(self._messages) and self.clock() - self._first_at >= self.max_wait_s)
+        return self.full or (self._n > 0 and self.clock() - self._first_at >= self.max_wait_s)
 
     def time_left(self) -> float:
         """Seconds until the current batch is due (the poll timeout to use); max_wait when empty."""
-        if not self._messages:
+        if not self._n:
             return self.max_wait_s
         return max(0.0, self.max_wait_s - (self.clock() - self._first_at))
 
     def take(self) -> Batch:
-        n = len(self._messages)
-        batch = Batch(self._buffer[:n], self._messages, self._ids, self._sources, self._ts, self._rows)
+        batch = Batch(self._buffer[: self._n], concat(self._messages), concat(self._ids), concat(self._sources),
+                      concat(self._ts), concat(self._rows))
         self._buffer = self._buffers[1] if self._buffer is self._buffers[0] else self._buffers[0]
+        self._n = 0
         self._messages, self._ids, self._sources, self._ts, self._rows = [], [], [], [], []
         return batch
 
     def drop_partitions(self, partitions: set[tuple[str, int]]) -> int:
         """Forget windows of revoked partitions (they will be re-read by their new owner); return how many."""
-        keep = [i for i, m in enumerate(self._messages) if (m.topic, m.partition) not in partitions]
-        dropped = len(self._messages) - len(keep)
+        messages = list(concat(self._messages))
+        keep = [i for i, m in enumerate(messages) if (m.topic, m.partition) not in partitions]
+        dropped = len(messages) - len(keep)
         if dropped:
             self._buffer[: len(keep)] = self._buffer[keep]
-            self._messages = [self._messages[i] for i in keep]
-            self._ids = [self._ids[i] for i in keep]
-            self._sources = [self._sources[i] for i in keep]
-            self._ts = [self._ts[i] for i in keep]
-            self._rows = [self._rows[i] for i in keep]
+            ids, sources, ts, rows = concat(self._ids), concat(self._sources), concat(self._ts), concat(self._rows)
+            self._messages = [[messages[i] for i in keep]]
+            self._ids, self._sources = [[ids[i] for i in keep]], [[sources[i] for i in keep]]
+            self._ts, self._rows = [[ts[i] for i in keep]], [[rows[i] for i in keep]]
+            self._n = len(keep)
         return dropped
+
+
+def _matrix(rows: int, width: int, pinned: bool) -> np.ndarray:
+    if not pinned:
+        return np.empty((rows, width), dtype=np.float32)
+    import torch  # only a CUDA worker pins memory
+
+    return torch.empty((rows, width), dtype=torch.float32, pin_memory=True).numpy()

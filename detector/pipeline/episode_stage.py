@@ -38,6 +38,12 @@ def source_of(batch: Batch, i: int) -> str:
     return batch.sources[i] or (m.key.decode("utf-8", errors="replace") if m.key else "unknown")
 
 
+def sources_of(batch: Batch) -> list[str]:
+    """Every window's source, as `source_of` names it, in one pass over the batch's columns."""
+    return [s or (m.key.decode("utf-8", errors="replace") if m.key else "unknown")
+            for m, s in zip(batch.messages, batch.sources, strict=True)]
+
+
 class EpisodeStage:
     RETRY_S = 1.0  # how often partitions waiting for their state try again
 
@@ -58,7 +64,7 @@ class EpisodeStage:
     def thresholds(self, batch: Batch, base: np.ndarray) -> np.ndarray:
         """Adaptive thresholds for the batch's windows (as of the batch's start), from `base` (calibrated)."""
         assert self.adaptive is not None
-        return self.adaptive.thresholds([source_of(batch, i) for i in range(len(batch))], base)
+        return self.adaptive.thresholds(sources_of(batch), base)
 
     def process(self, batch: Batch, scores: np.ndarray, ratios: np.ndarray, anomalous: np.ndarray,
                 segments: Sequence[list[dict[str, Any]] | None], model: ServingModel,
@@ -67,14 +73,14 @@ class EpisodeStage:
         is aligned with the anomalous windows; `thresholds` (adaptive mode) are those the windows were decided by."""
         last_of: dict[str, int] = {}
         if self.adaptive is not None and thresholds is not None:
-            sources = [source_of(batch, i) for i in range(len(batch))]
+            sources = sources_of(batch)
             self.adaptive.learn(sources, scores, thresholds, [m.partition for m in batch.messages])
             last_of = {s: i for i, s in enumerate(sources)}
         candidates = np.flatnonzero(anomalous).tolist()
         by_position = dict(zip(candidates, segments, strict=True))
         if self.tracker.active:  # an episode is open (or about to): its quiet windows count too
             needs = self.tracker.needs
-            candidates = [i for i in range(len(batch)) if i in by_position or needs(source_of(batch, i))]
+            candidates = [i for i, s in enumerate(sources_of(batch)) if i in by_position or needs(s)]
         if not candidates:
             return self._state_records(batch, last_of)
         kafka_ts = [batch.messages[i].timestamp_ms / 1000.0 for i in candidates]

@@ -9,7 +9,7 @@ on its own is dead-lettered as a one-row batch while the other rows go on.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 from detector.kafka.seams import InputMessage
 from detector.ops.metrics import Latencies, WorkerMetrics
@@ -19,6 +19,7 @@ from detector.pipeline.error_policy import ErrorPolicy
 from detector.pipeline.offsets import OffsetTracker
 from detector.pipeline.processing import BatchProcessor
 from detector.wire.batch import row_of
+from detector.wire.columns import Repeated
 from detector.wire.windows import DecodedBatch, WindowDecoder, header_ids
 
 
@@ -41,7 +42,7 @@ class Ingest:
             self.latencies.closed(now, self.tracker.release(message.tp, message.offset))
         if decoded.rows is not None:
             self._batched(messages, decoded, now)
-        chosen = [messages[i] for i in decoded.index]
+        chosen = by_window(messages, decoded.index)
         ids = decoded.ids if decoded.rows is not None else header_ids(chosen, decoded.ids)
         rows = decoded.rows
         start = 0
@@ -64,3 +65,10 @@ class Ingest:
             message = messages[i]
             self.delivery.emit(self.policy.invalid_input(message, error, row, row_of(message.value or b"", row)))
             self.latencies.closed(now, self.tracker.release(message.tp, message.offset))
+
+
+def by_window(messages: list[InputMessage], index: Sequence[int]) -> Sequence[InputMessage]:
+    """The message of each decoded window; a run of one batched message's windows stays one entry."""
+    if isinstance(index, Repeated):
+        return Repeated([messages[i] for i in index.values], index.counts)
+    return [messages[i] for i in index]

@@ -10,6 +10,8 @@ import time
 from collections.abc import Callable
 
 import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from detector.config import Config
 from detector.kafka.seams import OutputRecord
@@ -19,9 +21,10 @@ from detector.ops.drift import ScoreDrift
 from detector.ops.metrics import Latencies, WorkerMetrics
 from detector.pipeline.batching import Batch
 from detector.pipeline.delivery import Delivery
-from detector.pipeline.episode_stage import EpisodeStage, source_of
+from detector.pipeline.episode_stage import EpisodeStage, source_of, sources_of
 from detector.pipeline.offsets import OffsetTracker
 from detector.pipeline.shadow import ShadowStage
+from detector.wire.columns import Repeated, message_runs, to_arrow
 from detector.wire.records import EncodedRecord, RecordEncoder
 from detector.wire.score_batch import encode_scores
 
@@ -92,7 +95,7 @@ class BatchProcessor:
         """Per-window thresholds when the bundle calibrated some per source; None: one threshold for all."""
         if not self.model.threshold.per_source:
             return None
-        return self.model.threshold.for_sources([source_of(batch, i) for i in range(len(batch))])
+        return self.model.threshold.for_sources(sources_of(batch))
 
     def _close_inputs(self, batch: Batch, anomalous: np.ndarray, extra: list[tuple[int, OutputRecord]],
                       decided_at: float) -> None:
@@ -101,18 +104,12 @@ class BatchProcessor:
             1 if self.json_scores else 0)
         for i, _ in extra:
             outputs[i] += 1
-        messages = batch.messages
-        if batch.rows is not None and messages:  # batched messages: settle each message's run of windows at once
-            starts = [0, *(i for i in range(1, len(messages)) if messages[i] is not messages[i - 1])]
-            totals = np.add.reduceat(outputs, starts).tolist()
-            counts = np.diff([*starts, len(messages)]).tolist()
-            settle = self.tracker.settle
-            self.latencies.closed_many(decided_at, [settle(messages[i].tp, messages[i].offset, k, n)
-                                                    for i, k, n in zip(starts, counts, totals, strict=True)])
-            return
-        processed = self.tracker.processed
-        self.latencies.closed_many(decided_at, [processed(m.tp, m.offset, n)
-                                                for m, n in zip(messages, outputs.tolist(), strict=True)])
+        # one settlement per run of a message's windows (a batched message is one run; a per-window one, one window)
+        messages, counts = message_runs(batch.messages)
+        totals = np.add.reduceat(outputs, np.cumsum([0, *counts[:-1]])).tolist() if messages else []
+        settle = self.tracker.settle
+        self.latencies.closed_many(decided_at, [settle(m.tp, m.offset, k, n)
+                                                for m, k, n in zip(messages, counts, totals, strict=True)])
 
     def _send(self, batch: Batch, records: list[EncodedRecord], extra: list[tuple[int, OutputRecord]],
               anomalous: np.ndarray) -> None:
@@ -120,7 +117,7 @@ class BatchProcessor:
         send, events_topic, scores_topic = self.delivery.send, self.events_topic, self.json_scores and self.scores_topic
         window_events = self.window_events
         for r in records:
-            message = batch.messages[r.position]
+            message = r.message
             key = r.source.encode()
             if r.anomaly:
                 by_source[r.source] = by_source.get(r.source, 0) + 1
@@ -140,20 +137,24 @@ class BatchProcessor:
                        thresholds: np.ndarray | None) -> list[tuple[int, OutputRecord]]:
         """One Arrow score record per input message of the batch, tied to its last window here."""
         applied = np.full(len(batch), self.model.threshold.value) if thresholds is None else thresholds
-        rows = batch.rows or [-1] * len(batch)
-        groups: dict[tuple[str, int, int], list[int]] = {}
-        for i, m in enumerate(batch.messages):
-            groups.setdefault((m.topic, m.partition, m.offset), []).append(i)
-        out = []
+        rows = batch.rows or Repeated([-1], [len(batch)])
         identity = self.model.identity.as_dict()
-        for (topic, partition, offset), members in groups.items():
-            first = members[0]
-            ids = [f"{topic}-{partition}-{offset}" + (f"-{rows[i]}" if rows[i] >= 0 else "") for i in members]
-            sources = [source_of(batch, i) for i in members]
-            value = encode_scores(ids, [batch.ids[i] for i in members], sources, [rows[i] for i in members],
-                                  scores[members], applied[members], anomalous[members], identity)
-            out.append((members[-1], OutputRecord("score", str(self.scores_topic), sources[0].encode(), value, [],
-                                                  batch.messages[first])))
+        out = []
+        start = 0
+        for m, k in zip(*message_runs(batch.messages), strict=True):
+            end = start + k
+            prefix = f"{m.topic}-{m.partition}-{m.offset}"
+            part_rows = to_arrow(rows[start:end], pa.int32())
+            batched = part_rows[0].as_py() >= 0  # a run is one message: all its rows are batched or none is
+            ids = (pc.binary_join_element_wise(prefix + "-", pc.cast(part_rows, pa.string()), "") if batched
+                   else pa.array([prefix] * k, pa.string()))
+            key = m.key.decode("utf-8", errors="replace") if m.key else "unknown"
+            sources = pc.fill_null(to_arrow(batch.sources[start:end], pa.string()), key)
+            value = encode_scores(ids, to_arrow(batch.ids[start:end], pa.string()), sources, part_rows,
+                                  scores[start:end], applied[start:end], anomalous[start:end], identity)
+            out.append((end - 1, OutputRecord("score", str(self.scores_topic), sources[0].as_py().encode(), value,
+                                              [], m)))
+            start = end
         return out
 
     def _count_channels(self, shares: np.ndarray) -> None:

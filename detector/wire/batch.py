@@ -12,10 +12,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
 
+from detector.wire.columns import ArrowStrings, Repeated, Times
 from detector.wire.invalid import InvalidWindow
 
 MAGIC = b"\xff\xff\xff\xff"  # an Arrow IPC stream starts with the continuation marker
@@ -23,13 +25,14 @@ MAGIC = b"\xff\xff\xff\xff"  # an Arrow IPC stream starts with the continuation 
 
 @dataclass
 class DecodedRows:
-    """The valid rows of one batched message, and the rows refused."""
+    """The valid rows of one batched message, and the rows refused. The fields are columns (wire/columns.py):
+    no Python object is made per window until one is asked for."""
 
     windows: np.ndarray  # [k, width] float32
-    rows: list[int]  # row number of each valid window within the message
-    ids: list[str | None]
-    sources: list[str | None]
-    ts: list[float | None]
+    rows: Sequence[int]  # row number of each valid window within the message
+    ids: Sequence[str | None]
+    sources: Sequence[str | None]
+    ts: Sequence[float | None]
     errors: list[tuple[int, InvalidWindow]]  # (row, why)
 
 
@@ -71,14 +74,35 @@ def decode_batch(payload: bytes, width: int) -> DecodedRows:
     ids = _strings(table, "id")
     sources = _strings(table, "source")
     ts = _floats(table, "ts")
-    finite = np.isfinite(windows).all(axis=1)
-    if finite.all():
-        return DecodedRows(windows, list(range(len(windows))), ids, sources, ts, [])
-    keep = np.flatnonzero(finite).tolist()
+    n = len(windows)
+    finite = _finite_rows(windows)
+    if finite is None:
+        return DecodedRows(windows, range(n), ids, sources, ts, [])
+    keep = np.flatnonzero(finite)
     errors = [(r, InvalidWindow("non_finite", f"row {r}: NaN or Inf at index {int(np.argmin(np.isfinite(row)))}"))
               for r, row in ((r, windows[r]) for r in np.flatnonzero(~finite).tolist())]
-    return DecodedRows(windows[finite], keep, [ids[r] for r in keep], [sources[r] for r in keep],
-                       [ts[r] for r in keep], errors)
+    mask = pa.array(finite)
+    return DecodedRows(windows[finite], keep.tolist(), _filtered(ids, mask), _filtered(sources, mask),
+                       Times(ts.seconds[finite]), errors)
+
+
+def _finite_rows(windows: np.ndarray) -> np.ndarray | None:
+    """None when every row is finite, else a mask of the finite rows. A row's sum is NaN or infinite when the row
+    holds a NaN or an infinity, so one summing pass clears the common case; only rows whose sum is not finite (a
+    non-finite value, or finite values that overflow float32 when added) are checked value by value."""
+    with np.errstate(over="ignore", invalid="ignore"):
+        suspect = ~np.isfinite(windows.sum(axis=1))
+    if not suspect.any():
+        return None
+    finite = np.ones(len(windows), dtype=bool)
+    finite[suspect] = np.isfinite(windows[suspect]).all(axis=1)
+    return None if finite.all() else finite
+
+
+def _filtered(column: Sequence[Any], mask: pa.Array) -> Sequence[Any]:
+    if isinstance(column, ArrowStrings):
+        return ArrowStrings(column.array.filter(mask))
+    return Repeated([None], [mask.true_count])
 
 
 def row_of(payload: bytes, row: int) -> bytes:
@@ -90,29 +114,26 @@ def row_of(payload: bytes, row: int) -> bytes:
     return bytes(sink.getvalue().to_pybytes())
 
 
-def _strings(table: pa.Table, name: str) -> list[str | None]:
+def _strings(table: pa.Table, name: str) -> ArrowStrings | Repeated[None]:
     if name not in table.column_names:
-        return [None] * table.num_rows
+        return Repeated([None], [table.num_rows])
     column = table.column(name)
     if not pa.types.is_string(column.type):
         raise InvalidWindow("bad_batch", f"'{name}' is {column.type}, expected string")
-    return column.to_pylist()
+    return ArrowStrings(column.combine_chunks())
 
 
-def _floats(table: pa.Table, name: str) -> list[float | None]:
+def _floats(table: pa.Table, name: str) -> Times:
+    """Seconds, NaN where the column is null or absent (no time named)."""
     if name not in table.column_names:
-        return [None] * table.num_rows
+        return Times(np.full(table.num_rows, np.nan))
     column = table.column(name)
     if not pa.types.is_floating(column.type) and not pa.types.is_integer(column.type):
         raise InvalidWindow("bad_batch", f"'{name}' is {column.type}, expected float64 seconds")
     out = column.cast(pa.float64()).to_numpy(zero_copy_only=False)
-    missing = np.isnan(out)
-    if not np.isfinite(out[~missing]).all():
+    if np.isinf(out).any():
         raise InvalidWindow("bad_batch", f"'{name}' holds an infinite time")
-    times: list[float | None] = out.tolist()
-    for i in np.flatnonzero(missing).tolist():  # nulls (and NaN) mean "no time"
-        times[i] = None
-    return times
+    return Times(out)
 
 
 def warm_up(width: int) -> None:

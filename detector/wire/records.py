@@ -14,6 +14,7 @@ import numpy as np
 import orjson
 
 from detector.kafka.seams import InputMessage
+from detector.wire.columns import pick
 
 SCHEMA_VERSION = 1
 
@@ -44,6 +45,7 @@ class EncodedRecord:
     source: str  # also the record key
     anomaly: bool
     value: bytes
+    message: InputMessage  # the input it came from (its output is tied to that message's offset)
 
 
 class RecordEncoder:
@@ -73,9 +75,11 @@ class RecordEncoder:
         if not len(positions):
             return []
         chosen = positions.tolist()
-        kafka_ts = [batch.messages[i].timestamp_ms / 1000.0 for i in chosen]
-        event_times = iso_times(np.array([batch.ts[i] if batch.ts[i] is not None else k
-                                          for i, k in zip(chosen, kafka_ts, strict=True)], dtype=np.float64))
+        messages = pick(batch.messages, chosen)
+        kafka_ts = [m.timestamp_ms / 1000.0 for m in messages]
+        event_times = iso_times(np.array([t if t is not None else k
+                                          for t, k in zip(pick(batch.ts, chosen), kafka_ts, strict=True)],
+                                         dtype=np.float64))
         detection_time = iso_times(np.array([detected_at]))[0]
         picked = np.asarray(scores, dtype=np.float64)[positions]
         rounded = np.round(picked, 6).tolist()
@@ -89,11 +93,12 @@ class RecordEncoder:
         flags = anomalous[positions].tolist()
         segments = self._segments(shares, flags)
         out = []
-        rows = batch.rows or [-1] * len(batch)
+        rows = pick(batch.rows, chosen) if batch.rows else [-1] * len(chosen)
+        ids, sources = pick(batch.ids, chosen), pick(batch.sources, chosen)
         for j, i in enumerate(chosen):
-            m, row = batch.messages[i], rows[i]
-            source = batch.sources[i] or (m.key.decode("utf-8", errors="replace") if m.key else "unknown")
-            where = {"topic": m.topic, "partition": m.partition, "offset": m.offset, "window_id": batch.ids[i]}
+            m, row = messages[j], rows[j]
+            source = sources[j] or (m.key.decode("utf-8", errors="replace") if m.key else "unknown")
+            where = {"topic": m.topic, "partition": m.partition, "offset": m.offset, "window_id": ids[j]}
             if row >= 0:  # a window of a batched message: its row makes it unique
                 where["row"] = row
             record: dict[str, Any] = {
@@ -111,7 +116,7 @@ class RecordEncoder:
             }
             if flags[j]:
                 record["segments"] = segments[j]
-            out.append(EncodedRecord(i, source, flags[j], orjson.dumps(record)))
+            out.append(EncodedRecord(i, source, flags[j], orjson.dumps(record), m))
         return out
 
     def segments(self, shares: np.ndarray) -> list[list[dict[str, Any]] | None]:

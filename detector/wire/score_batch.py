@@ -6,16 +6,18 @@ schema metadata. Anomaly events stay one record per event (or per episode)."""
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
 
 
-def encode_scores(ids: Sequence[str], window_ids: Sequence[str | None], sources: Sequence[str],
-                  rows: Sequence[int], scores: np.ndarray, thresholds: np.ndarray, anomalous: np.ndarray,
-                  model: Mapping[str, str]) -> bytes:
-    table = pa.table({"id": pa.array(list(ids), pa.string()), "window_id": pa.array(list(window_ids), pa.string()),
-                      "source": pa.array(list(sources), pa.string()), "row": pa.array(list(rows), pa.int32()),
+def encode_scores(ids: Sequence[str] | pa.Array, window_ids: Sequence[str | None] | pa.Array,
+                  sources: Sequence[str] | pa.Array, rows: Sequence[int] | pa.Array, scores: np.ndarray,
+                  thresholds: np.ndarray, anomalous: np.ndarray, model: Mapping[str, str]) -> bytes:
+    """One record's bytes; the id, window_id, source and row columns may be given as Arrow arrays already."""
+    table = pa.table({"id": _array(ids, pa.string()), "window_id": _array(window_ids, pa.string()),
+                      "source": _array(sources, pa.string()), "row": _array(rows, pa.int32()),
                       "score": pa.array(np.asarray(scores, np.float32)),
                       "threshold": pa.array(np.asarray(thresholds, np.float32)),
                       "anomaly": pa.array(np.asarray(anomalous, bool))},
@@ -24,6 +26,10 @@ def encode_scores(ids: Sequence[str], window_ids: Sequence[str | None], sources:
     with pa.ipc.new_stream(sink, table.schema) as writer:
         writer.write_table(table)
     return bytes(sink.getvalue().to_pybytes())
+
+
+def _array(column: Sequence[Any] | pa.Array, kind: pa.DataType) -> pa.Array:
+    return column if isinstance(column, pa.Array) else pa.array(list(column), kind)
 
 
 def decode_scores(payload: bytes) -> pa.Table:

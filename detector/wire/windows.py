@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 
 from detector.wire.batch import MAGIC, decode_batch
+from detector.wire.columns import Repeated, RowBlocks, concat
 from detector.wire.invalid import F32, InvalidWindow
 from detector.wire.json_body import (
     checked_values,
@@ -50,26 +51,29 @@ class DecodedWindow:
 @dataclass
 class DecodedBatch:
     """Many payloads decoded at once: the valid windows as one matrix with their fields, and the invalid ones.
-    A batched message contributes one window per valid row (its position repeats in `index`)."""
+    A batched message contributes one window per valid row (its position repeats in `index`); its fields are
+    columns (wire/columns.py) that make no Python object per window."""
 
-    windows: np.ndarray  # [k, channels * window] float32
-    index: list[int]  # position of each valid window's message among the payloads, ascending
-    ids: list[str | None]
-    sources: list[str | None]
-    ts: list[float | None]
+    windows: np.ndarray | RowBlocks  # [k, channels * window] float32 (batched messages: their blocks, not joined)
+    index: Sequence[int]  # position of each valid window's message among the payloads, ascending
+    ids: Sequence[str | None]
+    sources: Sequence[str | None]
+    ts: Sequence[float | None]
     errors: list[tuple[int, InvalidWindow]]  # (position, why) of each payload refused as a whole
-    rows: list[int] | None = None  # row of each window within its batched message (-1: a message of its own)
+    rows: Sequence[int] | None = None  # row of each window within its batched message (-1: a message of its own)
     row_errors: list[tuple[int, int, InvalidWindow]] = field(default_factory=list)  # (position, row, why)
     batch_rows: dict[int, int] = field(default_factory=dict)  # position -> rows (valid or not) of a batched message
 
 
 def combine(a: DecodedBatch, b: DecodedBatch) -> DecodedBatch:
     """Two decodings of disjoint payloads of one poll, merged back into poll order."""
-    rows_a, rows_b = a.rows or [-1] * len(a.index), b.rows or [-1] * len(b.index)
-    keys = list(zip(a.index + b.index, rows_a + rows_b, strict=True))
+    rows_a = list(a.rows) if a.rows is not None else [-1] * len(a.index)
+    rows_b = list(b.rows) if b.rows is not None else [-1] * len(b.index)
+    keys = list(zip([*a.index, *b.index], rows_a + rows_b, strict=True))
     order = sorted(range(len(keys)), key=keys.__getitem__)
-    pick = lambda x, y: [(x + y)[j] for j in order]  # noqa: E731
-    return DecodedBatch(np.concatenate([a.windows, b.windows])[order], pick(a.index, b.index), pick(a.ids, b.ids),
+    pick = lambda x, y: [[*x, *y][j] for j in order]  # noqa: E731
+    windows = np.concatenate([np.asarray(a.windows), np.asarray(b.windows)])
+    return DecodedBatch(windows[order], pick(a.index, b.index), pick(a.ids, b.ids),
                         pick(a.sources, b.sources), pick(a.ts, b.ts), sorted(a.errors + b.errors, key=_first),
                         pick(rows_a, rows_b) if a.rows is not None or b.rows is not None else None,
                         a.row_errors + b.row_errors, {**a.batch_rows, **b.batch_rows})
@@ -187,6 +191,12 @@ class WindowDecoder:
     def _many_batches(self, payloads: Sequence[bytes | None], positions: Sequence[int]) -> DecodedBatch:
         """Batched messages: every valid row a window; a message refused as a whole, or single rows."""
         parts: list[np.ndarray] = []
+        positions_used: list[int] = []
+        counts: list[int] = []
+        ids: list[Sequence[str | None]] = []
+        sources: list[Sequence[str | None]] = []
+        ts: list[Sequence[float | None]] = []
+        rows: list[Sequence[int]] = []
         out = DecodedBatch(np.empty((0, self.width), np.float32), [], [], [], [], [], [], [], {})
         for i in positions:
             payload = payloads[i]
@@ -195,20 +205,23 @@ class WindowDecoder:
                     raise InvalidWindow("empty", "message has no value")
                 if len(payload) > self.max_batch_bytes:
                     raise InvalidWindow("oversized", f"{len(payload)} bytes > batch limit {self.max_batch_bytes}")
-                rows = decode_batch(payload, self.width)
+                decoded = decode_batch(payload, self.width)
             except InvalidWindow as error:
                 out.errors.append((i, error))
                 continue
-            parts.append(rows.windows)
-            out.index += [i] * len(rows.rows)
-            out.ids += rows.ids
-            out.sources += rows.sources
-            out.ts += rows.ts
-            out.rows += rows.rows  # type: ignore[operator]
-            out.row_errors += [(i, r, e) for r, e in rows.errors]
-            out.batch_rows[i] = len(rows.rows) + len(rows.errors)
+            parts.append(decoded.windows)
+            positions_used.append(i)
+            counts.append(len(decoded.rows))
+            ids.append(decoded.ids)
+            sources.append(decoded.sources)
+            ts.append(decoded.ts)
+            rows.append(decoded.rows)
+            out.row_errors += [(i, r, e) for r, e in decoded.errors]
+            out.batch_rows[i] = len(decoded.rows) + len(decoded.errors)
         if parts:
-            out.windows = np.concatenate(parts)
+            out.windows = RowBlocks(parts, self.width)
+            out.index = Repeated(positions_used, counts)
+            out.ids, out.sources, out.ts, out.rows = concat(ids), concat(sources), concat(ts), concat(rows)
         return out
 
     def _many_each(self, payloads: Sequence[bytes | None], positions: Sequence[int]) -> DecodedBatch:
@@ -295,8 +308,9 @@ class WindowDecoder:
         )
 
 
-def header_ids(messages: Sequence[Any], ids: list[str | None]) -> list[str | None]:
+def header_ids(messages: Sequence[Any], ids: Sequence[str | None]) -> Sequence[str | None]:
     """Fill the ids a payload did not name from each message's `tsad-id` header (f32 carries its id there)."""
+    ids = ids if isinstance(ids, list) else list(ids)
     for j, message in enumerate(messages):
         if ids[j] is None and message.headers:
             header_id = dict(message.headers).get("tsad-id")
