@@ -27,6 +27,7 @@ from detector.ops.metrics import WorkerMetrics
 from detector.pipeline.adaptive import AdaptivePolicy, AdaptiveThresholds
 from detector.pipeline.batching import Batch
 from detector.pipeline.episodes import EpisodePolicy, EpisodeRecord, EpisodeTracker, SourceState, WindowVerdict
+from detector.wire.columns import pick
 from detector.wire.records import iso_times
 
 log = logging.getLogger("tsad.episodes")
@@ -34,14 +35,16 @@ log = logging.getLogger("tsad.episodes")
 
 def source_of(batch: Batch, i: int) -> str:
     """The window's source: named in the payload, else the Kafka key (as event records say)."""
-    m = batch.messages[i]
-    return batch.sources[i] or (m.key.decode("utf-8", errors="replace") if m.key else "unknown")
+    return batch.sources[i] or _key(batch.messages[i])
 
 
 def sources_of(batch: Batch) -> list[str]:
     """Every window's source, as `source_of` names it, in one pass over the batch's columns."""
-    return [s or (m.key.decode("utf-8", errors="replace") if m.key else "unknown")
-            for m, s in zip(batch.messages, batch.sources, strict=True)]
+    return [s or _key(m) for m, s in zip(batch.messages, batch.sources, strict=True)]
+
+
+def _key(message: InputMessage) -> str:
+    return message.key.decode("utf-8", errors="replace") if message.key else "unknown"
 
 
 class EpisodeStage:
@@ -72,26 +75,30 @@ class EpisodeStage:
         """(position in the batch, record) for every episode and state record this batch produces; `segments`
         is aligned with the anomalous windows; `thresholds` (adaptive mode) are those the windows were decided by."""
         last_of: dict[str, int] = {}
+        every: list[str] | None = None  # every window's source, when some step needs them all
         if self.adaptive is not None and thresholds is not None:
-            sources = sources_of(batch)
-            self.adaptive.learn(sources, scores, thresholds, [m.partition for m in batch.messages])
-            last_of = {s: i for i, s in enumerate(sources)}
+            every = sources_of(batch)
+            self.adaptive.learn(every, scores, thresholds, [m.partition for m in batch.messages])
+            last_of = {s: i for i, s in enumerate(every)}
         candidates = np.flatnonzero(anomalous).tolist()
         by_position = dict(zip(candidates, segments, strict=True))
         if self.tracker.active:  # an episode is open (or about to): its quiet windows count too
-            needs = self.tracker.needs
-            candidates = [i for i, s in enumerate(sources_of(batch)) if i in by_position or needs(s)]
+            every = every if every is not None else sources_of(batch)
+            needed = {s for s in set(every) if self.tracker.needs(s)}  # asked before any window of the batch applies
+            candidates = [i for i, s in enumerate(every) if s in needed or i in by_position]
         if not candidates:
             return self._state_records(batch, last_of)
-        kafka_ts = [batch.messages[i].timestamp_ms / 1000.0 for i in candidates]
-        event_times = [t if t is not None else k for t, k in zip((batch.ts[i] for i in candidates), kafka_ts,
-                                                                   strict=True)]
+        messages = pick(batch.messages, candidates)  # read column-wise: a batch holds lazy columns
+        sources = ([every[i] for i in candidates] if every is not None else
+                   [s or _key(m) for s, m in zip(pick(batch.sources, candidates), messages, strict=True)])
+        event_times = [t if t is not None else m.timestamp_ms / 1000.0
+                       for t, m in zip(pick(batch.ts, candidates), messages, strict=True)]
+        rows = pick(batch.rows, candidates) if batch.rows else [-1] * len(candidates)
         records: list[tuple[int, EpisodeRecord]] = []
-        rows = batch.rows or [-1] * len(batch)
-        for i, t in zip(candidates, event_times, strict=True):
-            m, source = batch.messages[i], source_of(batch, i)
-            verdict = WindowVerdict(source, m.partition, m.offset, t, float(scores[i]), float(ratios[i]),
-                                    by_position.get(i), rows[i])
+        for i, m, source, t, score, ratio, row in zip(candidates, messages, sources, event_times,
+                                                       scores[candidates].tolist(), ratios[candidates].tolist(),
+                                                       rows, strict=True):
+            verdict = WindowVerdict(source, m.partition, m.offset, t, score, ratio, by_position.get(i), row)
             records += [(i, r) for r in self.tracker.apply(verdict, decided_at)]
             last_of[source] = i
         return self._episode_records(batch, records, model, decided_at) + self._state_records(batch, last_of)
