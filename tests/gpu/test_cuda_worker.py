@@ -91,3 +91,19 @@ def test_worker_runs_on_cuda_and_reports_throughput() -> None:
     assert source.committed() == {("in", p): n // 4 for p in range(4)}
     print(f"\nworker on {torch.cuda.get_device_name(0)}: {n} f32 windows in {seconds:.2f} s = "
           f"{n / seconds:,.0f} windows/s (in-memory source/sink, {len(sink.sent)} events)")
+
+
+def test_a_cuda_batcher_fills_pinned_memory_that_the_scorer_sends_without_staging() -> None:
+    from detector.pipeline.batching import MicroBatcher
+    from detector.wire.columns import RowBlocks
+
+    _, gpu = _scorers()
+    batcher = MicroBatcher(140, 1024, 0.01, time.monotonic, pinned=True)
+    rows = np.random.default_rng(0).normal(size=(700, 140)).astype(np.float32)
+    message = InputMessage("in", 0, 0, None, b"", [], 0)
+    batcher.add(RowBlocks([rows[:300], rows[300:]], 140), [message] * 700, [None] * 700, [None] * 700,
+                [None] * 700)
+    batch = batcher.take()
+    assert torch.from_numpy(batch.windows).is_pinned()
+    np.testing.assert_array_equal(batch.windows, rows)
+    np.testing.assert_allclose(gpu.score(batch.windows).scores, gpu.score(rows.copy()).scores, rtol=1e-6)
