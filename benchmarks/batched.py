@@ -5,6 +5,8 @@
 Two topics hold the same N windows: one f32 window per message, and Arrow batches of `--rows` windows per message
 (docs/formats.md, `tsad replay --format batch`). Measured in the same run, one worker process each (16 sources):
   (a) a bare consumer of the worker's client reading the per-window topic (its ceiling),
+  (a') the same bare consumer (confluent) reading the batched topic, with the worker's fetch size: what the broker
+      and the client deliver of batched messages on this machine, in windows/s (the batched runs' ceiling),
   (b) the worker on per-window f32 messages, all-scores mode (a JSON score record per window),
   (c) the worker on batched messages, events-only (episodes; no score records),
   (d) the worker on batched messages, all-scores mode with one Arrow score record per input message.
@@ -23,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from confluent_kafka import Producer
+from confluent_kafka import Consumer, Producer
 from harness import WorkerProcess, train_sample_bundle, wait_for
 from perfdoc import Report, add_doc_option
 from throughput import bare_confluent_consumer, bare_consumer, prefill, say
@@ -53,6 +55,24 @@ def prefill_batches(bootstrap: str, topic: str, n: int, rows: int) -> int:
         sent, t, messages = sent + k, t + k, messages + 1
     producer.flush(120)
     return messages
+
+
+def bare_batched_consumer(bootstrap: str, topic: str, messages: int) -> float:
+    """Messages/s of a bare librdkafka consumer of the batched topic, fetching as the worker does (8 MiB)."""
+    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": f"bare-b-{uuid.uuid4().hex[:6]}",
+                         "auto.offset.reset": "earliest", "enable.auto.commit": False,
+                         "max.partition.fetch.bytes": 8 << 20})
+    consumer.subscribe([topic])
+    seen, start = 0, None
+    while seen < messages:
+        batch = consumer.consume(64, 1.0)
+        if batch and start is None:
+            start = time.perf_counter()
+        seen += sum(1 for m in batch if m.error() is None)
+    assert start is not None
+    seconds = time.perf_counter() - start
+    consumer.close()
+    return messages / seconds
 
 
 def worker_windows_per_s(tmp: Path, bootstrap: str, bundle: Path, topic: str, n: int, fmt: str, client: str,
@@ -99,6 +119,7 @@ def main() -> None:
         messages = prefill_batches(kafka.bootstrap, batched, n, args.rows)
         say("bare consumer ...")
         bare = (bare_confluent_consumer if args.client == "confluent" else bare_consumer)(kafka.bootstrap, single, n)
+        bare_batched = bare_batched_consumer(kafka.bootstrap, batched, messages) * n / messages
         say("worker, per-window f32, all scores ...")
         per_window = worker_windows_per_s(tmp, kafka.bootstrap, bundle, single, n, "f32", args.client, True)
         say("worker, batched, events only ...")
@@ -110,6 +131,8 @@ def main() -> None:
     report.line()
     report.table(["run", "windows/s", "vs bare consumer (per-window topic)", "vs per-window worker"],
                  [["(a) bare consumer, per-window f32 messages", f"{bare:,.0f}", "1.00", ""],
+                  ["(a') bare consumer, batched messages (windows/s)", f"{bare_batched:,.0f}",
+                   f"{bare_batched / bare:.2f}", ""],
                   ["(b) worker, per-window f32, all scores (JSON)", f"{per_window:,.0f}", f"{per_window / bare:.2f}",
                    "1.00"],
                   ["(c) worker, batched, events only", f"{events_only:,.0f}", f"{events_only / bare:.2f}",

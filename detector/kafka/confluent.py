@@ -54,11 +54,12 @@ def _pairs(partitions: list[KafkaTP]) -> set[TopicPartition]:
 class ConfluentSource:
     """A consumer-group member on one topic with manual, bounded commits."""
 
-    def __init__(self, k: KafkaConfig, topic: str, listener: RebalanceListener, max_poll_records: int) -> None:
+    def __init__(self, k: KafkaConfig, topic: str, listener: RebalanceListener, max_poll_records: int,
+                 fetch_bytes: int = 1 << 20) -> None:
         self.topic = topic
         self.listener = listener
         with translated("consumer start", *CLIENT_ERRORS):
-            self.consumer = Consumer(settings.render(settings.consumer(k, max_poll_records), "confluent"))
+            self.consumer = Consumer(settings.render(settings.consumer(k, max_poll_records, fetch_bytes), "confluent"))
             self.consumer.subscribe([topic], on_assign=self._on_assign, on_revoke=self._on_revoke)
         self._committer = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="tsad-commit")
         self._pending_commit: concurrent.futures.Future[Any] | None = None

@@ -54,8 +54,9 @@ class _Listener(ConsumerRebalanceListener):
 class KafkaSource:
     """A consumer-group member on one topic with manual commits."""
 
-    def __init__(self, k: KafkaConfig, topic: str, listener: RebalanceListener, max_poll_records: int) -> None:
-        options = settings.render(settings.consumer(k, max_poll_records), "kafka-python")
+    def __init__(self, k: KafkaConfig, topic: str, listener: RebalanceListener, max_poll_records: int,
+                 fetch_bytes: int = 1 << 20) -> None:
+        options = settings.render(settings.consumer(k, max_poll_records, fetch_bytes), "kafka-python")
         with translated("consumer start", *CLIENT_ERRORS):
             self.consumer = KafkaConsumer(**options)
             self.consumer.subscribe([topic], listener=_Listener(listener))

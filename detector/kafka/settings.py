@@ -44,6 +44,7 @@ KEYS: dict[str, tuple[str | None, str | None]] = {
     "auto_offset_reset": ("auto_offset_reset", "auto.offset.reset"),
     "max_poll_records": ("max_poll_records", None),  # librdkafka: the count passed to consume()
     "fetch_max_wait_ms": ("fetch_max_wait_ms", "fetch.wait.max.ms"),
+    "max_partition_fetch_bytes": ("max_partition_fetch_bytes", "max.partition.fetch.bytes"),
     "session_timeout_ms": ("session_timeout_ms", "session.timeout.ms"),
     "max_poll_interval_ms": ("max_poll_interval_ms", "max.poll.interval.ms"),
     "heartbeat_interval_ms": ("heartbeat_interval_ms", "heartbeat.interval.ms"),
@@ -80,8 +81,9 @@ def connection(k: KafkaConfig) -> dict[str, Any]:
     return out
 
 
-def consumer(k: KafkaConfig, max_poll_records: int) -> dict[str, Any]:
-    """A group member with manual commits that starts from the beginning of a partition nobody committed."""
+def consumer(k: KafkaConfig, max_poll_records: int, fetch_bytes: int = 1 << 20) -> dict[str, Any]:
+    """A group member with manual commits that starts from the beginning of a partition nobody committed;
+    `fetch_bytes` is the most one fetch brings of one partition."""
     return {
         **connection(k),
         "group_id": k.group_id,
@@ -89,6 +91,7 @@ def consumer(k: KafkaConfig, max_poll_records: int) -> dict[str, Any]:
         "auto_offset_reset": "earliest",
         "max_poll_records": max_poll_records,
         "fetch_max_wait_ms": 100,
+        "max_partition_fetch_bytes": fetch_bytes,
         "session_timeout_ms": k.session_timeout_ms,
         "max_poll_interval_ms": k.max_poll_interval_ms,
         "heartbeat_interval_ms": max(1000, k.session_timeout_ms // 3),

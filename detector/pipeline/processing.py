@@ -21,10 +21,10 @@ from detector.ops.drift import ScoreDrift
 from detector.ops.metrics import Latencies, WorkerMetrics
 from detector.pipeline.batching import Batch
 from detector.pipeline.delivery import Delivery
-from detector.pipeline.episode_stage import EpisodeStage, source_of, sources_of
+from detector.pipeline.episode_stage import EpisodeStage, sources_of
 from detector.pipeline.offsets import OffsetTracker
 from detector.pipeline.shadow import ShadowStage
-from detector.wire.columns import Repeated, message_runs, to_arrow
+from detector.wire.columns import Repeated, message_runs, pick, to_arrow
 from detector.wire.records import EncodedRecord, RecordEncoder
 from detector.wire.score_batch import encode_scores
 
@@ -128,8 +128,9 @@ class BatchProcessor:
         for _, record in extra:
             send(record)
         if not window_events and not scores_topic:  # no per-window records: count the anomalies by their source
-            for i in np.flatnonzero(anomalous).tolist():
-                source = source_of(batch, i)
+            flagged = np.flatnonzero(anomalous).tolist()
+            for source, m in zip(pick(batch.sources, flagged), pick(batch.messages, flagged), strict=True):
+                source = source or (m.key.decode("utf-8", errors="replace") if m.key else "unknown")
                 by_source[source] = by_source.get(source, 0) + 1
         self.metrics.count_anomalies(by_source)
 

@@ -159,6 +159,19 @@ def test_one_settings_table_renders_both_clients() -> None:
     assert set(settings.KEYS) >= set(neutral) | set(producer)  # every neutral name is in the table
 
 
+def test_a_partition_fetch_holds_a_whole_batched_message() -> None:
+    """Where batched messages may arrive, one fetch of a partition may bring one at its size limit; per-window
+    formats keep the clients' 1 MiB."""
+    from detector.kafka.factory import fetch_bytes
+
+    batched = load_config(None, env={"TSAD_INPUT_FORMAT": "batch", "TSAD_INPUT_MAX_BATCH_BYTES": str(16 << 20)})
+    assert fetch_bytes(batched) == 16 << 20
+    assert fetch_bytes(load_config(None, env={"TSAD_INPUT_FORMAT": "f32"})) == 1 << 20
+    neutral = settings.consumer(batched.kafka, 64, fetch_bytes(batched))
+    assert settings.render(neutral, "confluent")["max.partition.fetch.bytes"] == 16 << 20
+    assert settings.render(neutral, "kafka-python")["max_partition_fetch_bytes"] == 16 << 20
+
+
 def test_metrics_source_labels_is_validated() -> None:
     with pytest.raises(ConfigError, match=r"metrics\.source_labels"):
         load_config(None, env={"TSAD_METRICS_SOURCE_LABELS": "-1"})
