@@ -8,7 +8,6 @@ wire/columns.py), joined when the batch is taken, so no per-window object is mad
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -43,7 +42,6 @@ class MicroBatcher:
         # the second `take` after it; the loop processes each batch before it takes the next.
         # With `pinned` (a model on CUDA) they are page-locked, so the scorer copies a batch to the device directly.
         self._buffers = [_matrix(max_size, window, pinned) for _ in range(2)]
-        self._copy = _threaded_copy if pinned else copy_rows
         self._buffer = self._buffers[0]
         self._n = 0
         self._messages: list[Sequence[InputMessage]] = []  # the parts given to `add`, per field
@@ -69,7 +67,7 @@ class MicroBatcher:
             return 0
         if n == 0:
             self._first_at = self.clock()
-        self._copy(self._buffer[n : n + take], windows[:take])
+        copy_rows(self._buffer[n : n + take], windows[:take])
         self._n += take
         whole = take == len(messages)
         self._messages.append(messages if whole else messages[:take])
@@ -118,15 +116,3 @@ def _matrix(rows: int, width: int, pinned: bool) -> np.ndarray:
 
     return torch.empty((rows, width), dtype=torch.float32, pin_memory=True).numpy()
 
-
-def _threaded_copy(out: np.ndarray, rows: np.ndarray | RowBlocks) -> None:
-    """`copy_rows` on torch's CPU threads: numpy copies on one core (~6 GB/s), which a CUDA host can beat several
-    times over while the GPU waits for the batch."""
-    import torch
-
-    start = 0
-    with warnings.catch_warnings():  # Arrow's buffers are read-only; they are only read here
-        warnings.simplefilter("ignore", UserWarning)
-        for block in rows.blocks if isinstance(rows, RowBlocks) else [rows]:
-            torch.from_numpy(out[start : start + len(block)]).copy_(torch.from_numpy(np.asarray(block)))
-            start += len(block)
