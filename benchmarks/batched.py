@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from confluent_kafka import Consumer, Producer
+from confluent_kafka import Producer
 from harness import WorkerProcess, train_sample_bundle, wait_for
 from perfdoc import Report, add_doc_option
 from throughput import bare_confluent_consumer, bare_consumer, prefill, say
@@ -55,24 +55,6 @@ def prefill_batches(bootstrap: str, topic: str, n: int, rows: int) -> int:
         sent, t, messages = sent + k, t + k, messages + 1
     producer.flush(120)
     return messages
-
-
-def bare_batched_consumer(bootstrap: str, topic: str, messages: int) -> float:
-    """Messages/s of a bare librdkafka consumer of the batched topic, fetching as the worker does (8 MiB)."""
-    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": f"bare-b-{uuid.uuid4().hex[:6]}",
-                         "auto.offset.reset": "earliest", "enable.auto.commit": False,
-                         "max.partition.fetch.bytes": 8 << 20})
-    consumer.subscribe([topic])
-    seen, start = 0, None
-    while seen < messages:
-        batch = consumer.consume(64, 1.0)
-        if batch and start is None:
-            start = time.perf_counter()
-        seen += sum(1 for m in batch if m.error() is None)
-    assert start is not None
-    seconds = time.perf_counter() - start
-    consumer.close()
-    return messages / seconds
 
 
 def worker_windows_per_s(tmp: Path, bootstrap: str, bundle: Path, topic: str, n: int, fmt: str, client: str,
@@ -119,7 +101,9 @@ def main() -> None:
         messages = prefill_batches(kafka.bootstrap, batched, n, args.rows)
         say("bare consumer ...")
         bare = (bare_confluent_consumer if args.client == "confluent" else bare_consumer)(kafka.bootstrap, single, n)
-        bare_batched = bare_batched_consumer(kafka.bootstrap, batched, messages) * n / messages
+        # fetching as the worker does (8 MiB per partition), a few messages per call
+        bare_batched = bare_confluent_consumer(kafka.bootstrap, batched, messages,
+                                               {"max.partition.fetch.bytes": 8 << 20}, 8) * n / messages
         say("worker, per-window f32, all scores ...")
         per_window = worker_windows_per_s(tmp, kafka.bootstrap, bundle, single, n, "f32", args.client, True)
         say("worker, batched, events only ...")
