@@ -113,7 +113,7 @@ def full_path_payloads(batch: int, total: int, anomaly_rate: float) -> tuple[flo
     for _ in range(0, total, batch):
         decoded = decoder.decode_many(payloads)
         none: list[None] = [None] * len(decoded.index)
-        chunk = Batch(decoded.windows, messages, none, none, none)
+        chunk = Batch(np.asarray(decoded.windows), messages, none, none, none)
         result = scorer.score(chunk.windows)
         anomalous = threshold.is_anomaly(result.scores)
         events += len(encoder.encode(chunk, result.scores, anomalous, result.shares(np.flatnonzero(anomalous)),
