@@ -33,13 +33,9 @@ from detector.wire.records import iso_times
 log = logging.getLogger("tsad.episodes")
 
 
-def source_of(batch: Batch, i: int) -> str:
-    """The window's source: named in the payload, else the Kafka key (as event records say)."""
-    return batch.sources[i] or _key(batch.messages[i])
-
-
 def sources_of(batch: Batch) -> list[str]:
-    """Every window's source, as `source_of` names it, in one pass over the batch's columns."""
+    """Every window's source — named in the payload, else the Kafka key (as event records say) — in one pass over
+    the batch's columns."""
     return [s or _key(m) for m, s in zip(batch.messages, batch.sources, strict=True)]
 
 

@@ -42,19 +42,9 @@ class OffsetTracker:
     def add_outputs(self, tp: TopicPartition, offset: int, n: int = 1) -> None:
         self._open[tp][offset][0] += n
 
-    def processed(self, tp: TopicPartition, offset: int, outputs: int) -> int | None:
-        """The message is processed and produced `outputs` records: its processing token becomes that many output
-        tokens. Returns the input timestamp (ms) if it closed (no outputs), else None."""
-        if outputs:
-            entries = self._open.get(tp)
-            if entries is not None and offset in entries:
-                entries[offset][0] += outputs - 1
-            return None
-        return self.release(tp, offset)
-
     def settle(self, tp: TopicPartition, offset: int, windows: int, outputs: int) -> int | None:
-        """`processed` for `windows` windows of one batched message at once, which produced `outputs` records in
-        all. Returns the input timestamp (ms) if the entry closed, else None."""
+        """`windows` windows of one message are processed and produced `outputs` records in all: their processing
+        tokens become that many output tokens. Returns the input timestamp (ms) if the entry closed, else None."""
         if outputs != windows - 1:
             entries = self._open.get(tp)
             if entries is not None and offset in entries:
