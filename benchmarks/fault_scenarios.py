@@ -34,6 +34,7 @@ class Reconciliation:
     lost: int
     duplicated: int
     notes: list[str] = field(default_factory=list)
+    readiness_lag_s: float | None = None  # broker outage: seconds until /readyz first answered 503
 
     def row(self) -> str:
         return (f"| {self.scenario} | {self.mode} | {self.windows_in} | {self.outputs} | {self.lost} | "
@@ -144,16 +145,19 @@ def broker_outage(env: FaultEnv, outage_s: float = 12.0, windows: int = 3000, ra
     wait_for(lambda: w.metric("tsad_windows_scored_total") > windows // 4, 60, "a quarter of the stream")
     env.kafka.stop()
     stopped = time.monotonic()
-    not_ready = False
+    first_not_ready: float | None = None  # seconds after the broker stopped
     while time.monotonic() - stopped < outage_s:
-        not_ready = not_ready or w.get("/readyz")[0] == 503
+        if first_not_ready is None and w.get("/readyz")[0] == 503:
+            first_not_ready = time.monotonic() - stopped
         assert w.alive, "the worker died while the broker was away:\n" + w.log()[-2000:]
         time.sleep(0.5)
     env.kafka.start()
     feeder.join(timeout=300)
     producer.close()
     result = reconcile(f"broker stopped {outage_s:.0f} s", "at-least-once", env, topics, producer.acked, False)
-    result.notes.append(f"worker alive throughout; /readyz 503 during the outage: {not_ready}")
+    result.notes.append(f"worker alive throughout; /readyz 503 during the outage: {first_not_ready is not None}"
+                        + ("" if first_not_ready is None else f" (first after {first_not_ready:.1f} s)"))
+    result.readiness_lag_s = first_not_ready
     if producer.failed:
         result.notes.append(f"{len(producer.failed)} sends the producer gave up on (not counted as in)")
     w.terminate()

@@ -4,14 +4,18 @@ Chosen with `kafka.client: confluent`; kafka-python (`kafka_python`) stays the d
 batching and CRC work in C threads, so the Python cost per record is a fraction of kafka-python's
 (docs/performance.md has both measured side by side).
 
-Two differences from kafka-python shape this module:
-- delivery reports and rebalance callbacks run on the thread that calls `poll`/`consume`; the worker calls
-  `Sink.serve()` from its loop, so completions arrive on the loop's own thread;
-- a synchronous offset commit has no timeout and waits for as long as the group coordinator is away, so commits run
-  on a helper thread without holding up the loop (one outstanding at a time, in order; a failure is reported at the
-  next commit, which then carries the same or newer offsets). Before partitions are given up in a rebalance, and on
-  close, the outstanding commit is awaited for at most `COMMIT_TIMEOUT_S`. The broker-reachability probe is a
-  metadata request, so it too runs off the loop, and `connected()` returns the latest answer.
+Three differences from kafka-python shape this module:
+- delivery reports, offset-commit results and rebalance callbacks run on the thread that calls `poll`/`consume`;
+  the worker calls `Sink.serve()` from its loop, so completions arrive on the loop's own thread;
+- a Consumer serves one call at a time (confluent-kafka >= 2.16 gates every call on a handle: a call from a second
+  thread waits until the first returns), so nothing here calls the consumer off the loop's thread: a helper thread's
+  synchronous commit, waiting for an absent group coordinator, would hold up every poll. Offsets are committed
+  asynchronously and their results come back through `on_commit` during a later poll; a failure is reported at the
+  next commit, which then carries the same or newer offsets. Inside a revocation, the commit is synchronous (the
+  documented pattern: it must land while the partitions are still ours); partitions that were *lost* (the session
+  expired, e.g. the broker went away) are not committed at all, their generation is gone;
+- the broker-reachability probe is a metadata request on a small admin client of its own, on a helper thread
+  (kafka/probe.py), and `connected()` returns the latest answer without waiting.
 
 Every client error leaves as `BrokerError`: librdkafka's `KafkaException`, and the `RuntimeError` a closed client
 raises.
@@ -19,16 +23,17 @@ raises.
 
 from __future__ import annotations
 
-import concurrent.futures
 import logging
 from functools import partial
 from typing import Any
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, Producer
 from confluent_kafka import TopicPartition as KafkaTP
+from confluent_kafka.admin import AdminClient
 
 from detector.config import KafkaConfig
 from detector.kafka import settings
+from detector.kafka.probe import ReachabilityProbe
 from detector.kafka.seams import (
     BrokerError,
     DoneCallback,
@@ -45,6 +50,7 @@ from detector.kafka.transactions import TransactionBracket
 log = logging.getLogger("tsad.kafka")
 CLIENT_ERRORS = (KafkaException, RuntimeError)
 METADATA_TIMEOUT_S = 0.5
+PROBE_DEADLINE_S = 2.0  # a metadata probe unanswered this long: the broker counts as not reachable
 
 
 def _pairs(partitions: list[KafkaTP]) -> set[TopicPartition]:
@@ -58,22 +64,37 @@ class ConfluentSource:
                  fetch_bytes: int = 1 << 20) -> None:
         self.topic = topic
         self.listener = listener
+        self._in_revocation = False  # inside on_revoke: commits are synchronous
+        self._lost = False  # inside on_lost: nothing can be committed
+        self._commit_failure: str | None = None
         with translated("consumer start", *CLIENT_ERRORS):
-            self.consumer = Consumer(settings.render(settings.consumer(k, max_poll_records, fetch_bytes), "confluent"))
-            self.consumer.subscribe([topic], on_assign=self._on_assign, on_revoke=self._on_revoke)
-        self._committer = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="tsad-commit")
-        self._pending_commit: concurrent.futures.Future[Any] | None = None
-        self._prober = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="tsad-probe")
-        self._probe: concurrent.futures.Future[bool] | None = None
-        self._connected = True
+            self.consumer = Consumer({**settings.render(settings.consumer(k, max_poll_records, fetch_bytes),
+                                                        "confluent"), "on_commit": self._on_commit})
+            self.consumer.subscribe([topic], on_assign=self._on_assign, on_revoke=self._on_revoke,
+                                    on_lost=self._on_lost)
+            self._admin = AdminClient(settings.render(settings.connection(k), "confluent"))
+        self._probe = ReachabilityProbe(self._metadata_reachable, PROBE_DEADLINE_S)
 
     def _on_assign(self, consumer: Consumer, partitions: list[KafkaTP]) -> None:
         consumer.assign(partitions)  # assign first, so the worker can pause them (backpressure) straight away
         self.listener.on_assigned(_pairs(partitions))
 
     def _on_revoke(self, consumer: Consumer, partitions: list[KafkaTP]) -> None:
-        self.listener.on_revoked(_pairs(partitions))  # the worker commits what is safe ...
-        self._await_commit()  # ... and that commit must land while the partitions are still ours
+        self._in_revocation = True
+        try:
+            self.listener.on_revoked(_pairs(partitions))  # the worker commits what is safe, synchronously
+        finally:
+            self._in_revocation = False
+        consumer.unassign()
+
+    def _on_lost(self, consumer: Consumer, partitions: list[KafkaTP]) -> None:
+        log.warning("partitions lost (the group session expired): %s; their offsets stay as last committed",
+                    sorted(_pairs(partitions)))
+        self._lost = True
+        try:
+            self.listener.on_revoked(_pairs(partitions))  # outputs are still flushed; offsets cannot be committed
+        finally:
+            self._lost = False
         consumer.unassign()
 
     def poll(self, timeout_s: float, max_records: int, fill: bool = False) -> list[InputMessage]:
@@ -111,30 +132,25 @@ class ConfluentSource:
             return _pairs(self.consumer.assignment())
 
     def commit(self, positions: dict[TopicPartition, int]) -> None:
-        previous = self._pending_commit
-        if previous is not None and not previous.done():
-            raise BrokerError("the previous offset commit is still waiting for the group coordinator")
+        if self._lost:
+            raise BrokerError("partitions lost (the group session expired): their offsets cannot be committed")
         offsets = [KafkaTP(t, p, o) for (t, p), o in positions.items()]
-        self._pending_commit = self._committer.submit(self._commit_sync, offsets)
-        if previous is not None and previous.exception() is not None:
-            raise BrokerError(f"an earlier offset commit failed: {previous.exception()}")
-
-    def _await_commit(self) -> None:
-        if self._pending_commit is None:
+        if self._in_revocation:
+            with translated("offset commit", *CLIENT_ERRORS):
+                result = self.consumer.commit(offsets=offsets, asynchronous=False)
+            _raise_failed(result)
             return
-        try:
-            self._pending_commit.result(timeout=COMMIT_TIMEOUT_S)
-        except concurrent.futures.TimeoutError:
-            log.warning("offset commit not acknowledged within %.0f s", COMMIT_TIMEOUT_S)
-        except BrokerError as exc:
-            log.warning("%s", exc)
-
-    def _commit_sync(self, offsets: list[KafkaTP]) -> None:
+        failure, self._commit_failure = self._commit_failure, None
         with translated("offset commit", *CLIENT_ERRORS):
-            result = self.consumer.commit(offsets=offsets, asynchronous=False)
-        failed = [f"{tp.topic}[{tp.partition}]: {tp.error}" for tp in result or [] if tp.error is not None]
-        if failed:
-            raise BrokerError(f"offset commit failed for {', '.join(failed)}")
+            self.consumer.commit(offsets=offsets, asynchronous=True)
+        if failure is not None:
+            raise BrokerError(f"an earlier offset commit failed: {failure}")
+
+    def _on_commit(self, error: KafkaError | None, partitions: list[KafkaTP]) -> None:
+        """An asynchronous commit's result (served by poll on the loop's thread)."""
+        failed = _failures(partitions)
+        if error is not None or failed:
+            self._commit_failure = str(error) if error is not None else failed
 
     def lag(self) -> dict[TopicPartition, int]:
         """Messages between the consumer's position and the high-water mark seen by the last fetch."""
@@ -163,25 +179,31 @@ class ConfluentSource:
 
     def connected(self) -> bool:
         """The latest probe's answer; starts the next probe (a metadata request) off the loop's thread."""
-        if self._probe is None or self._probe.done():
-            if self._probe is not None:
-                self._connected = self._probe.result()
-            self._probe = self._prober.submit(self._metadata_reachable)
-        return self._connected
+        return self._probe.reachable()
 
     def _metadata_reachable(self) -> bool:
         try:
-            self.consumer.list_topics(self.topic, timeout=METADATA_TIMEOUT_S)
-        except CLIENT_ERRORS:  # RuntimeError: the consumer was closed meanwhile
+            self._admin.list_topics(self.topic, timeout=METADATA_TIMEOUT_S)
+        except CLIENT_ERRORS:
             return False
         return True
 
     def close(self) -> None:
-        self._await_commit()
-        self._committer.shutdown(wait=False, cancel_futures=True)
-        self._prober.shutdown(wait=True, cancel_futures=True)
+        """librdkafka's close revokes the assignment (on_revoke: a final synchronous commit) and waits for the
+        outstanding asynchronous commits."""
+        self._probe.close()
         with translated("consumer close", *CLIENT_ERRORS):
             self.consumer.close()
+
+
+def _failures(partitions: list[KafkaTP] | None) -> str:
+    return ", ".join(f"{tp.topic}[{tp.partition}]: {tp.error}" for tp in partitions or [] if tp.error is not None)
+
+
+def _raise_failed(result: list[KafkaTP] | None) -> None:
+    failed = _failures(result)
+    if failed:
+        raise BrokerError(f"offset commit failed for {failed}")
 
 
 class ConfluentSink:

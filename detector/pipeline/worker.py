@@ -109,6 +109,9 @@ class Worker:
 
     # ---- rebalance (called from inside source.poll) -----------------------------------------------------------
     def on_revoked(self, partitions: set[TopicPartition]) -> None:
+        # Not ready while the flush below waits (up to revoke_flush_s): these partitions are no longer ours to serve,
+        # and when the revocation comes from a broker that went away, the loop is stuck here until the flush gives up.
+        self.status.assigned(len(self.source.assignment() - partitions))
         if len(self.batcher):
             self.processor.process(self.batcher.take())
         self.delivery.flush(self.revoke_flush_s)

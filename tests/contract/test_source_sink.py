@@ -68,12 +68,32 @@ def test_rewind_returns_to_the_committed_offset(backend) -> None:
     topic, source = _started(backend, 10)
     source.commit({(topic, 0): 4})
     deadline = time.monotonic() + 10
-    while backend.committed_offset(source, (topic, 0)) != 4:  # the librdkafka backend commits on a helper thread
+    while backend.committed_offset(source, (topic, 0)) != 4:  # the librdkafka backend commits asynchronously
         assert time.monotonic() < deadline, "the commit never landed"
         source.poll(0.1, 1)
     source.rewind(source.assignment())
     again = poll_until(source, 6)
     assert [m.offset for m in again] == list(range(4, 10))
+
+
+def test_a_refused_commit_of_the_librdkafka_source_surfaces_at_the_next_commit(kafka, new_topic) -> None:
+    """librdkafka commits asynchronously (its consumer serves one call at a time, so a blocking commit would hold up
+    the loop's polls); the broker's refusal comes back through on_commit and is raised by the next commit."""
+    backend = KafkaBackend("confluent", kafka.bootstrap, new_topic)
+    try:
+        topic, source = _started(backend, 2)
+        source.commit({(topic, 7): 1})  # the topic has one partition: the broker refuses this one
+        deadline = time.monotonic() + 10
+        with pytest.raises(BrokerError, match="an earlier offset commit failed"):
+            while time.monotonic() < deadline:
+                source.poll(0.2, 1)  # serves the commit's result
+                source.commit({(topic, 0): 1})
+        source.commit({(topic, 0): 2})  # reported once
+        while backend.committed_offset(source, (topic, 0)) != 2:
+            assert time.monotonic() < deadline + 10, "the commit never landed"
+            source.poll(0.1, 1)
+    finally:
+        backend.close()
 
 
 def test_sink_acknowledges_every_record(backend) -> None:
@@ -123,17 +143,7 @@ def test_source_client_errors_leave_as_broker_error(backend, method: str) -> Non
     call = getattr(source, method)
     with pytest.raises(BrokerError):
         call(*args)
-        if method == "commit":  # librdkafka's commit runs on a helper thread: its failure surfaces at the next one
-            time.sleep(1.0)
-            call(*args)
-    deadline = time.monotonic() + 10  # the failure was one-off: the source works again
-    while True:
-        try:
-            call(*args)
-            break
-        except BrokerError:  # only the librdkafka commit: the previous one may still be on its helper thread
-            assert method == "commit" and time.monotonic() < deadline
-            time.sleep(0.2)
+    call(*args)  # the failure was one-off: the source works again
 
 
 def test_transaction_client_errors_leave_as_broker_error(backend) -> None:

@@ -62,7 +62,8 @@ def test_broker_outage_worker_survives_and_loses_nothing(client_env) -> None:
     r = broker_outage(client_env, outage_s=11, windows=2000, rate=200)
     print("\n" + r.row())
     assert r.lost == 0 and r.windows_in > 0
-    assert "/readyz 503 during the outage: True" in r.notes[0]
+    # readiness follows the broker within a few status refreshes (0.5 s here), whatever the client is doing
+    assert r.readiness_lag_s is not None and r.readiness_lag_s < 5.0, r.notes
 
 
 def test_two_workers_one_killed_loses_nothing(client_env) -> None:

@@ -246,6 +246,19 @@ def test_revoked_partitions_commit_what_is_safe_and_forget_the_rest() -> None:
     assert source.committed()[("in", 1)] == 1
 
 
+def test_readiness_fails_while_a_revocation_flushes_its_outputs() -> None:
+    worker, source, sink, registry, _ = make(max_size=100, max_wait_ms=10_000, auto_ack=False)
+    worker.health.model_ready = True  # what the service sets once the model is warm
+    source.add([msg(0, np.full(W, 3.0))])
+    worker.step()
+    assert worker.health.ready() == (True, "ready")
+    during_flush = []
+    sink.flush = lambda timeout_s: during_flush.append(worker.health.ready())  # type: ignore[method-assign]
+    source.revoke({("in", 0)})
+    assert during_flush and not during_flush[0][0] and "no partitions assigned" in during_flush[0][1]
+    assert value(registry, "tsad_assigned_partitions") == 0
+
+
 def test_metrics_and_health_after_steps() -> None:
     worker, source, _, registry, clock = make(max_size=2)
     source.add([msg(0), msg(1)])
