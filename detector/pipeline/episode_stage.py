@@ -91,11 +91,13 @@ class EpisodeStage:
                        for t, m in zip(pick(batch.ts, candidates), messages, strict=True)]
         rows = pick(batch.rows, candidates) if batch.rows else [-1] * len(candidates)
         records: list[tuple[int, EpisodeRecord]] = []
+        apply = self.tracker.apply
         for i, m, source, t, score, ratio, row in zip(candidates, messages, sources, event_times,
                                                        scores[candidates].tolist(), ratios[candidates].tolist(),
                                                        rows, strict=True):
             verdict = WindowVerdict(source, m.partition, m.offset, t, score, ratio, by_position.get(i), row)
-            records += [(i, r) for r in self.tracker.apply(verdict, decided_at)]
+            for r in apply(verdict, decided_at):
+                records.append((i, r))
             last_of[source] = i
         return self._episode_records(batch, records, model, decided_at) + self._state_records(batch, last_of)
 

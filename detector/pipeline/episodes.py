@@ -20,9 +20,8 @@ episode's id is derived from the window that opened it, so a re-emitted record c
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field, replace
-from typing import Any
+from typing import Any, NamedTuple
 
 UPDATE_GROWTH = 1.25  # an update is worth sending when the peak grew by a quarter since the last record
 
@@ -86,8 +85,10 @@ class SourceState:
                            int(data.get("adaptive_n", 0)))
 
 
-@dataclass(frozen=True)
-class WindowVerdict:
+class WindowVerdict(NamedTuple):
+    """One window's decision, as the tracker needs it (a tuple: one is made per window of an active source, and a
+    frozen dataclass cost more to build than the tracker spends on it)."""
+
     source: str
     partition: int
     offset: int
@@ -141,14 +142,21 @@ class EpisodeTracker:
         self.states[source] = state
         (self.active.add if _live(state) else self.active.discard)(source)
 
-    def apply(self, w: WindowVerdict, now: float) -> Iterator[EpisodeRecord]:
-        state = self.states.setdefault(w.source, SourceState())
-        yield from self._apply(state, w, now)
-        (self.active.add if _live(state) else self.active.discard)(w.source)
+    def apply(self, w: WindowVerdict, now: float) -> list[EpisodeRecord]:
+        """The records this window produces: none, or one."""
+        state = self.states.get(w.source)
+        if state is None:
+            state = self.states[w.source] = SourceState()
+        record = self._apply(state, w, now)
+        if _live(state):
+            self.active.add(w.source)
+        else:
+            self.active.discard(w.source)
+        return [] if record is None else [record]
 
-    def _apply(self, state: SourceState, w: WindowVerdict, now: float) -> Iterator[EpisodeRecord]:
+    def _apply(self, state: SourceState, w: WindowVerdict, now: float) -> EpisodeRecord | None:
         if (w.offset, w.row) <= (state.last_offset, state.last_row):
-            return  # re-read after a crash or a rebalance: already applied
+            return None  # re-read after a crash or a rebalance: already applied
         state.last_offset, state.last_row, state.partition = w.offset, w.row, w.partition
         crossed = w.ratio > 1.0
         if crossed or state.episode is not None or state.recent or state.cooldown:
@@ -164,8 +172,8 @@ class EpisodeTracker:
                 state.episode = Episode(f"{w.source}@{where}", w.source, w.event_time,
                                         w.event_time, w.score, w.ratio, 1, w.segments, now, now, w.ratio)
                 state.quiet = 0
-                yield EpisodeRecord("episode_open", replace(state.episode), w)
-            return
+                return EpisodeRecord("episode_open", replace(state.episode), w)
+            return None
         if w.ratio > p.close_ratio:
             episode.windows += 1 + state.quiet  # the dip it just came back from is part of the episode
             state.quiet = 0
@@ -176,12 +184,13 @@ class EpisodeTracker:
             grown = episode.peak_ratio >= UPDATE_GROWTH * episode.reported_peak
             if grown and now - episode.last_update >= p.update_interval_s:
                 episode.last_update, episode.reported_peak = now, episode.peak_ratio
-                yield EpisodeRecord("episode_update", replace(episode), w)
-            return
+                return EpisodeRecord("episode_update", replace(episode), w)
+            return None
         state.quiet += 1
         if state.quiet >= p.quiet_windows:
             state.episode, state.quiet, state.cooldown, state.recent = None, 0, p.cooldown_windows, 0
-            yield EpisodeRecord("episode_close", episode, w)
+            return EpisodeRecord("episode_close", episode, w)
+        return None
 
     def take_dirty(self) -> dict[str, SourceState]:
         """The states changed since the last call (to be saved), by source."""
