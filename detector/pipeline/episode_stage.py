@@ -28,19 +28,14 @@ from detector.pipeline.adaptive import AdaptivePolicy, AdaptiveThresholds
 from detector.pipeline.batching import Batch
 from detector.pipeline.episodes import EpisodePolicy, EpisodeRecord, EpisodeTracker, SourceState, WindowVerdict
 from detector.wire.columns import pick
-from detector.wire.records import iso_times
+from detector.wire.records import iso_times, named_sources
 
 log = logging.getLogger("tsad.episodes")
 
 
 def sources_of(batch: Batch) -> list[str]:
-    """Every window's source — named in the payload, else the Kafka key (as event records say) — in one pass over
-    the batch's columns."""
-    return [s or _key(m) for m, s in zip(batch.messages, batch.sources, strict=True)]
-
-
-def _key(message: InputMessage) -> str:
-    return message.key.decode("utf-8", errors="replace") if message.key else "unknown"
+    """Every window's source, as event records name it, in one pass over the batch's columns."""
+    return named_sources(batch.sources, batch.messages)
 
 
 class EpisodeStage:
@@ -86,7 +81,7 @@ class EpisodeStage:
             return self._state_records(batch, last_of)
         messages = pick(batch.messages, candidates)  # read column-wise: a batch holds lazy columns
         sources = ([every[i] for i in candidates] if every is not None else
-                   [s or _key(m) for s, m in zip(pick(batch.sources, candidates), messages, strict=True)])
+                   named_sources(pick(batch.sources, candidates), messages))
         event_times = [t if t is not None else m.timestamp_ms / 1000.0
                        for t, m in zip(pick(batch.ts, candidates), messages, strict=True)]
         rows = pick(batch.rows, candidates) if batch.rows else [-1] * len(candidates)

@@ -25,7 +25,7 @@ from detector.pipeline.episode_stage import EpisodeStage, sources_of
 from detector.pipeline.offsets import OffsetTracker
 from detector.pipeline.shadow import ShadowStage
 from detector.wire.columns import Repeated, message_runs, pick, to_arrow
-from detector.wire.records import EncodedRecord, RecordEncoder
+from detector.wire.records import EncodedRecord, RecordEncoder, key_source, named_sources
 from detector.wire.score_batch import encode_scores
 
 
@@ -129,8 +129,7 @@ class BatchProcessor:
             send(record)
         if not window_events and not scores_topic:  # no per-window records: count the anomalies by their source
             flagged = np.flatnonzero(anomalous).tolist()
-            for source, m in zip(pick(batch.sources, flagged), pick(batch.messages, flagged), strict=True):
-                source = source or (m.key.decode("utf-8", errors="replace") if m.key else "unknown")
+            for source in named_sources(pick(batch.sources, flagged), pick(batch.messages, flagged)):
                 by_source[source] = by_source.get(source, 0) + 1
         self.metrics.count_anomalies(by_source)
 
@@ -149,8 +148,7 @@ class BatchProcessor:
             batched = part_rows[0].as_py() >= 0  # a run is one message: all its rows are batched or none is
             ids = (pc.binary_join_element_wise(prefix + "-", pc.cast(part_rows, pa.string()), "") if batched
                    else pa.array([prefix] * k, pa.string()))
-            key = m.key.decode("utf-8", errors="replace") if m.key else "unknown"
-            sources = pc.fill_null(to_arrow(batch.sources[start:end], pa.string()), key)
+            sources = pc.fill_null(to_arrow(batch.sources[start:end], pa.string()), key_source(m))
             value = encode_scores(ids, to_arrow(batch.ids[start:end], pa.string()), sources, part_rows,
                                   scores[start:end], applied[start:end], anomalous[start:end], identity)
             out.append((end - 1, OutputRecord("score", str(self.scores_topic), sources[0].as_py().encode(), value,

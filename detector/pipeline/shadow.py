@@ -15,6 +15,7 @@ from detector.kafka.seams import OutputRecord
 from detector.model.serving import ServingModel
 from detector.ops.metrics import WorkerMetrics
 from detector.pipeline.batching import Batch
+from detector.wire.records import key_source
 
 VERDICTS = ("both", "live_only", "shadow_only", "neither")
 
@@ -40,7 +41,7 @@ class ShadowStage:
         rows = batch.rows or [-1] * len(batch)
         for i in np.flatnonzero(anomalous).tolist():
             m, row = batch.messages[i], rows[i]
-            source = batch.sources[i] or (m.key.decode("utf-8", errors="replace") if m.key else "unknown")
+            source = batch.sources[i] or key_source(m)
             body: dict[str, Any] = {
                 "schema": 1, "id": f"{m.topic}-{m.partition}-{m.offset}" + (f"-{row}" if row >= 0 else ""),
                 "source": source,

@@ -31,6 +31,16 @@ class WindowColumns(Protocol):
     def __len__(self) -> int: ...
 
 
+def key_source(message: InputMessage) -> str:
+    """The source of a window whose payload names none: the message's Kafka key, else "unknown"."""
+    return message.key.decode("utf-8", errors="replace") if message.key else "unknown"
+
+
+def named_sources(sources: Sequence[str | None], messages: Sequence[InputMessage]) -> list[str]:
+    """Each window's source as records carry it: named in the payload, else its message's key."""
+    return [s or key_source(m) for s, m in zip(sources, messages, strict=True)]
+
+
 def iso_times(seconds: np.ndarray) -> list[str]:
     """UTC ISO-8601 with milliseconds and a Z, e.g. 2023-11-14T22:13:20.500Z (truncated to the millisecond, as
     datetime.isoformat(timespec='milliseconds') does after rounding to the microsecond)."""
@@ -94,10 +104,10 @@ class RecordEncoder:
         segments = self._segments(shares, flags)
         out = []
         rows = pick(batch.rows, chosen) if batch.rows else [-1] * len(chosen)
-        ids, sources = pick(batch.ids, chosen), pick(batch.sources, chosen)
+        ids, sources = pick(batch.ids, chosen), named_sources(pick(batch.sources, chosen), messages)
         for j, i in enumerate(chosen):
             m, row = messages[j], rows[j]
-            source = sources[j] or (m.key.decode("utf-8", errors="replace") if m.key else "unknown")
+            source = sources[j]
             where = {"topic": m.topic, "partition": m.partition, "offset": m.offset, "window_id": ids[j]}
             if row >= 0:  # a window of a batched message: its row makes it unique
                 where["row"] = row
