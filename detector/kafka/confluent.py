@@ -61,11 +61,11 @@ class ConfluentSource:
     """A consumer-group member on one topic with manual, bounded commits."""
 
     def __init__(self, k: KafkaConfig, topic: str, listener: RebalanceListener, max_poll_records: int,
-                 fetch_bytes: int = 1 << 20) -> None:
+                 fetch_bytes: int = settings.FETCH_BYTES) -> None:
         self.topic = topic
         self.listener = listener
-        self._in_revocation = False  # inside on_revoke: commits are synchronous
-        self._lost = False  # inside on_lost: nothing can be committed
+        # inside a rebalance callback: "revoked" (commits are synchronous) or "lost" (nothing can be committed)
+        self._handing_over: str | None = None
         self._commit_failure: str | None = None
         with translated("consumer start", *CLIENT_ERRORS):
             self.consumer = Consumer({**settings.render(settings.consumer(k, max_poll_records, fetch_bytes),
@@ -80,21 +80,19 @@ class ConfluentSource:
         self.listener.on_assigned(_pairs(partitions))
 
     def _on_revoke(self, consumer: Consumer, partitions: list[KafkaTP]) -> None:
-        self._in_revocation = True
-        try:
-            self.listener.on_revoked(_pairs(partitions))  # the worker commits what is safe, synchronously
-        finally:
-            self._in_revocation = False
-        consumer.unassign()
+        self._hand_over(consumer, partitions, "revoked")  # the worker commits what is safe, synchronously
 
     def _on_lost(self, consumer: Consumer, partitions: list[KafkaTP]) -> None:
         log.warning("partitions lost (the group session expired): %s; their offsets stay as last committed",
                     sorted(_pairs(partitions)))
-        self._lost = True
+        self._hand_over(consumer, partitions, "lost")  # outputs are still flushed; offsets cannot be committed
+
+    def _hand_over(self, consumer: Consumer, partitions: list[KafkaTP], how: str) -> None:
+        self._handing_over = how
         try:
-            self.listener.on_revoked(_pairs(partitions))  # outputs are still flushed; offsets cannot be committed
+            self.listener.on_revoked(_pairs(partitions))
         finally:
-            self._lost = False
+            self._handing_over = None
         consumer.unassign()
 
     def poll(self, timeout_s: float, max_records: int, fill: bool = False) -> list[InputMessage]:
@@ -132,10 +130,10 @@ class ConfluentSource:
             return _pairs(self.consumer.assignment())
 
     def commit(self, positions: dict[TopicPartition, int]) -> None:
-        if self._lost:
+        if self._handing_over == "lost":
             raise BrokerError("partitions lost (the group session expired): their offsets cannot be committed")
         offsets = [KafkaTP(t, p, o) for (t, p), o in positions.items()]
-        if self._in_revocation:
+        if self._handing_over == "revoked":
             with translated("offset commit", *CLIENT_ERRORS):
                 result = self.consumer.commit(offsets=offsets, asynchronous=False)
             _raise_failed(result)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from detector.config import Config
+from detector.kafka import settings
 from detector.kafka.renewing_state import RenewingStateReader
 from detector.kafka.seams import RebalanceListener, Sink, Source, StateReader
 
@@ -29,8 +30,8 @@ def fetch_bytes(config: Config) -> int:
     arrive, a whole batched message at its size limit (at 1 MiB a fetch of 560 KB messages brought one or two of
     them per round trip, and the worker waited on the broker)."""
     if config.input.format in ("batch", "auto"):
-        return max(1 << 20, config.input.max_batch_bytes)
-    return 1 << 20
+        return max(settings.FETCH_BYTES, config.input.max_batch_bytes)
+    return settings.FETCH_BYTES
 
 
 def state_reader(config: Config) -> StateReader:

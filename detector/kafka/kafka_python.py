@@ -55,7 +55,7 @@ class KafkaSource:
     """A consumer-group member on one topic with manual commits."""
 
     def __init__(self, k: KafkaConfig, topic: str, listener: RebalanceListener, max_poll_records: int,
-                 fetch_bytes: int = 1 << 20) -> None:
+                 fetch_bytes: int = settings.FETCH_BYTES) -> None:
         options = settings.render(settings.consumer(k, max_poll_records, fetch_bytes), "kafka-python")
         with translated("consumer start", *CLIENT_ERRORS):
             self.consumer = KafkaConsumer(**options)

@@ -23,6 +23,8 @@ class ByClient(NamedTuple):
     confluent: Any
 
 
+FETCH_BYTES = 1 << 20  # the most one fetch brings of one partition: both clients' default
+
 #: neutral name -> (kafka-python key, librdkafka key); None: the client has no such setting
 KEYS: dict[str, tuple[str | None, str | None]] = {
     # connection and security (consumer and producer)
@@ -81,7 +83,7 @@ def connection(k: KafkaConfig) -> dict[str, Any]:
     return out
 
 
-def consumer(k: KafkaConfig, max_poll_records: int, fetch_bytes: int = 1 << 20) -> dict[str, Any]:
+def consumer(k: KafkaConfig, max_poll_records: int, fetch_bytes: int = FETCH_BYTES) -> dict[str, Any]:
     """A group member with manual commits that starts from the beginning of a partition nobody committed;
     `fetch_bytes` is the most one fetch brings of one partition."""
     return {
