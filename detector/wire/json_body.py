@@ -1,5 +1,5 @@
 """The JSON window message: strict parsing (orjson) with a lenient fallback that classifies what is wrong, the
-checks on `values` and the optional fields, and the screening of plain messages for the vectorised path."""
+checks on `values` and the optional fields (whole polls of plain messages: wire/json_columns.py)."""
 
 from __future__ import annotations
 
@@ -67,58 +67,6 @@ def _lenient(payload: bytes) -> Any:
         raise InvalidWindow("bad_encoding", f"not UTF-8: {exc.reason}") from None
     except (json.JSONDecodeError, RecursionError) as exc:
         raise InvalidWindow("not_json", str(exc)[:200]) from None
-
-
-def plain_body(payload: bytes | None, window: int, max_bytes: int, channels: Sequence[str] = ("value",)
-               ) -> tuple[dict[str, Any], list[Any]] | None:
-    """(parsed body, its values as one channel-major list) when the payload is the plain case the vectorised path
-    accepts (a strict JSON object with every channel's `window` values, well-typed optional fields and no
-    true/false anywhere); None sends it to `decode`, which names what is wrong."""
-    if not payload or len(payload) > max_bytes or b"true" in payload or b"false" in payload:
-        return None
-    try:
-        body = orjson.loads(payload)
-    except orjson.JSONDecodeError:
-        return None
-    if type(body) is not dict:
-        return None
-    values = body.get("values")
-    if type(values) is list and len(channels) == 1:
-        row = values
-    elif type(values) is dict and len(values) == len(channels):
-        parts = [values.get(c) for c in channels]
-        if not all(type(part) is list and len(part) == window for part in parts):
-            return None
-        row = [v for part in parts for v in part]  # type: ignore[union-attr]
-    else:
-        return None
-    if len(row) != window * len(channels):
-        return None
-    for key in ("id", "source"):
-        if body.get(key) is not None and type(body[key]) is not str:
-            return None
-    t = body.get("ts")
-    if t is not None and (type(t) not in (int, float) or not math.isfinite(t)):
-        return None
-    if body.get("label") not in (None, 0, 1):
-        return None
-    return body, row
-
-
-def plain_matrix(rows: list[list[Any]], window: int) -> np.ndarray | None:
-    """All rows as one float32 matrix if every value is a number within float32's range, else None."""
-    if not rows:
-        return np.empty((0, window), dtype=np.float32)
-    try:
-        matrix = np.array(rows)  # bools were screened out; strings or nulls make a non-numeric dtype
-    except (OverflowError, ValueError):
-        return None
-    if matrix.dtype.kind not in "fi" or matrix.shape != (len(rows), window):
-        return None
-    matrix = matrix.astype(np.float64, copy=False)
-    if not np.all(np.abs(matrix) <= MAX_ABS_VALUE):
-        return None
-    return matrix.astype(np.float32)
 
 
 def _fast_values(raw: list[Any]) -> np.ndarray | None:

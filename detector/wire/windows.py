@@ -26,15 +26,8 @@ import numpy as np
 from detector.wire.batch import MAGIC, decode_batch
 from detector.wire.columns import Repeated, RowBlocks, concat
 from detector.wire.invalid import F32, InvalidWindow
-from detector.wire.json_body import (
-    checked_values,
-    optional,
-    optional_label,
-    optional_ts,
-    parse_object,
-    plain_body,
-    plain_matrix,
-)
+from detector.wire.json_body import checked_values, optional, optional_label, optional_ts, parse_object
+from detector.wire.json_columns import JsonColumns
 
 FORMATS = ("json", "f32", "batch", "auto")
 
@@ -124,6 +117,7 @@ class WindowDecoder:
         self.fmt = fmt
         self.max_bytes = max_bytes
         self.max_batch_bytes = max_batch_bytes
+        self._json_columns = JsonColumns(window, self.channels, max_bytes)
 
     def decode(self, payload: bytes | None) -> DecodedWindow:
         if not payload:
@@ -180,13 +174,24 @@ class WindowDecoder:
         if self.fmt == "f32" and self.width * F32.itemsize <= self.max_bytes:
             return self._many_f32(payloads)
         if self.fmt == "json":
-            return self._many_json(payloads)
-        batched = [i for i, p in enumerate(payloads) if p and self._is_batch(p)]
-        if batched:
-            chosen = set(batched)
-            rest = [i for i in range(len(payloads)) if i not in chosen]
-            return combine(self._many_batches(payloads, batched), self._many_each(payloads, rest))
-        return self._many_each(payloads, range(len(payloads)))
+            return self._many_json(payloads, range(len(payloads)))
+        batched, json_objects, rest = [], [], []
+        f32_size = self.width * F32.itemsize
+        for i, p in enumerate(payloads):
+            if p and self._is_batch(p):
+                batched.append(i)
+            elif p and p[:1] == b"{" and len(p) != f32_size:  # what `auto` decodes as JSON without looking further
+                json_objects.append(i)
+            else:
+                rest.append(i)
+        parts = [part for part in (self._many_batches(payloads, batched) if batched else None,
+                                   self._many_json(payloads, json_objects) if json_objects else None,
+                                   self._many_each(payloads, rest) if rest or not payloads else None)
+                 if part is not None]
+        merged = parts[0]
+        for part in parts[1:]:
+            merged = combine(merged, part)
+        return merged
 
     def _many_batches(self, payloads: Sequence[bytes | None], positions: Sequence[int]) -> DecodedBatch:
         """Batched messages: every valid row a window; a message refused as a whole, or single rows."""
@@ -261,32 +266,12 @@ class WindowDecoder:
         return DecodedBatch(windows, index, list(none), list(none), list(none),
                             self._many_each(payloads, bad).errors if bad else [])
 
-    def _many_json(self, payloads: Sequence[bytes | None]) -> DecodedBatch:
-        rows: list[list[Any]] = []
-        index: list[int] = []
-        ids: list[str | None] = []
-        sources: list[str | None] = []
-        ts: list[float | None] = []
-        aside: list[int] = []  # anything unusual goes through `decode`, which names the reason
-        for i, payload in enumerate(payloads):
-            plain = plain_body(payload, self.window, self.max_bytes, self.channels)
-            if plain is None:
-                aside.append(i)
-                continue
-            body, row = plain
-            rows.append(row)
-            index.append(i)
-            ids.append(body.get("id"))
-            sources.append(body.get("source"))
-            t = body.get("ts")
-            ts.append(None if t is None else float(t))
-        windows = plain_matrix(rows, self.width)
-        if windows is None:  # non-numbers or out-of-range values somewhere: sort them out row by row
-            aside, index, ids, sources, ts = sorted(aside + index), [], [], [], []
-            windows = np.empty((0, self.width), dtype=np.float32)
-        if not aside:
-            return DecodedBatch(windows, index, ids, sources, ts, [])
-        return combine(DecodedBatch(windows, index, ids, sources, ts, []), self._many_each(payloads, aside))
+    def _many_json(self, payloads: Sequence[bytes | None], positions: Sequence[int]) -> DecodedBatch:
+        """JSON messages through the columnar path; whatever it sets aside through `decode`, which names the
+        reason (so the verdicts are exactly the per-message ones)."""
+        plain = self._json_columns.decode(payloads, positions)
+        out = DecodedBatch(plain.windows, plain.positions, plain.ids, plain.sources, plain.ts, [])
+        return combine(out, self._many_each(payloads, plain.aside)) if plain.aside else out
 
     def _decode_f32(self, payload: bytes) -> DecodedWindow:
         expected = self.width * F32.itemsize
