@@ -7,7 +7,9 @@ a partition a rebalance has just taken away) with `AssertionError`, so that is t
 from __future__ import annotations
 
 import logging
+import threading
 import time
+from collections.abc import Callable
 from typing import Any
 
 from kafka import KafkaConsumer, KafkaProducer
@@ -18,6 +20,7 @@ from kafka.structs import TopicPartition as KafkaTP
 
 from detector.config import KafkaConfig
 from detector.kafka import settings
+from detector.kafka.delivery_watch import DeliveryWatch
 from detector.kafka.seams import (
     BrokerError,
     DoneCallback,
@@ -194,25 +197,31 @@ class KafkaSink:
 
     UNAVAILABLE_BACKOFF_S = 2.0
 
-    def __init__(self, k: KafkaConfig) -> None:
+    def __init__(self, k: KafkaConfig, producer_factory: Callable[..., Any] = KafkaProducer,
+                 clock: Callable[[], float] = time.monotonic) -> None:
         self.config = settings.render(settings.producer(k), "kafka-python")
+        self.producer_factory = producer_factory
         with translated("producer start", *CLIENT_ERRORS):
-            self.producer = KafkaProducer(**self.config)
+            self.producer = producer_factory(**self.config)
         self._unavailable: dict[str, tuple[float, BrokerError]] = {}  # topic -> (backed off until, why)
+        # every record is reported by then: failed at the delivery timeout, or its request timed out after it
+        limit_ms = self.config.get("delivery_timeout_ms", 120_000) + self.config.get("request_timeout_ms", 30_000)
+        self.watch = DeliveryWatch(limit_ms / 1000, clock)
 
     def send(self, record: OutputRecord, on_done: DoneCallback) -> None:
         blocked = self._unavailable.get(record.topic)
         if blocked is not None and time.monotonic() < blocked[0]:
             on_done(record, BrokerError(f"topic {record.topic} unavailable (backing off): {blocked[1]}"))
             return
+        token = self.watch.sent(record, on_done)  # before the send: its report can come back at once
         try:
             future = self.producer.send(record.topic, value=record.value, key=record.key,
                                         headers=record.headers or None, partition=record.partition)
         except CLIENT_ERRORS as exc:  # e.g. metadata unavailable within max_block_ms: report as a failed send
-            on_done(record, self._failed("send", record.topic, exc))
+            self.watch.report(token, self._failed("send", record.topic, exc))
             return
-        future.add_callback(lambda _md: on_done(record, None))
-        future.add_errback(lambda exc: on_done(record, self._failed("delivery", record.topic, exc)))
+        future.add_callback(lambda _md: self.watch.report(token, None))
+        future.add_errback(lambda exc: self.watch.report(token, self._failed("delivery", record.topic, exc)))
 
     def _failed(self, what: str, topic: str, exc: BaseException) -> BrokerError:
         """The error a failed send reports; a topic without metadata (or without WRITE) is backed off."""
@@ -223,7 +232,25 @@ class KafkaSink:
         return error
 
     def run_delivery_callbacks(self) -> None:
-        """Nothing to do: kafka-python runs completion callbacks on its I/O thread."""
+        """kafka-python reports on its own I/O thread; here, only the check for a producer gone silent."""
+        if self.watch.silent():
+            self._replace_silent_producer()
+
+    def _replace_silent_producer(self) -> None:
+        """A new producer takes the silent one's place, and the records it held are failed (the loop resends them)."""
+        why = (f"the producer reported none of {self.watch.waiting} records for {self.watch.silence_limit_s:.0f} s "
+               "(beyond its delivery timeout)")
+        try:
+            new = self.producer_factory(**self.config)
+        except CLIENT_ERRORS as exc:
+            log.warning("%s; a new producer could not be made (%s: %s), trying again later", why, type(exc).__name__,
+                        exc)
+            self.watch.snooze()
+            return
+        old, self.producer = self.producer, new
+        failed = self.watch.fail_all(BrokerError(f"{why}: producer replaced"))
+        log.warning("%s: replaced it; %d records will be resent", why, failed)
+        threading.Thread(target=_force_close, args=(old,), name="tsad-retire-producer", daemon=True).start()
 
     def flush(self, timeout_s: float) -> None:
         try:
@@ -236,8 +263,24 @@ class KafkaSink:
             self.producer.close(timeout=5)
 
 
+def _force_close(producer: Any) -> None:
+    """Close a producer that holds records it will not report: `close(timeout=0)` would first wait on them (and
+    raise), so its sender is stopped first (kafka-python's own force-close path, which fails what it holds)."""
+    try:
+        sender = getattr(producer, "_sender", None)
+        if sender is not None:
+            sender.force_close()
+            sender.join(10)
+        producer.close(timeout=0)
+    except Exception as exc:  # a retired producer must not take a thread's error anywhere
+        log.debug("closing a replaced producer: %s", exc)
+
+
 class TransactionalKafkaSink(TransactionBracket, KafkaSink):
-    """Exactly-once: a transactional producer; outputs and the input offsets commit in one transaction."""
+    """Exactly-once: a transactional producer; outputs and the input offsets commit in one transaction.
+
+    A silent producer is the bracket's to handle here (a commit that cannot complete replaces it), not the watch's.
+    """
 
     def __init__(self, k: KafkaConfig) -> None:
         super().__init__(k)
@@ -246,8 +289,11 @@ class TransactionalKafkaSink(TransactionBracket, KafkaSink):
 
     client_errors = CLIENT_ERRORS
 
-    def _new_producer(self) -> KafkaProducer:
-        producer = KafkaProducer(**self.config)
+    def run_delivery_callbacks(self) -> None:
+        """Nothing to do: kafka-python reports on its I/O thread, and the bracket replaces a hung producer."""
+
+    def _new_producer(self) -> Any:
+        producer = self.producer_factory(**self.config)
         try:
             producer.init_transactions()
         except BaseException:
@@ -256,6 +302,7 @@ class TransactionalKafkaSink(TransactionBracket, KafkaSink):
         return producer
 
     def _retire(self, producer: object) -> None:
+        self.watch.forget_all()  # the abandoned transaction's records: their late reports are dropped
         try:
             producer.close(timeout=0)  # type: ignore[attr-defined]
         except CLIENT_ERRORS as exc:

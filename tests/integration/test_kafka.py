@@ -89,3 +89,21 @@ def test_refuses_clearly_without_maven(tmp_path: Path, monkeypatch) -> None:
     monkeypatch.setenv("PATH", str(tmp_path))
     with pytest.raises(KafkaLauncherError, match=r"Maven \('mvn'\) is required"):
         ensure_jars(tmp_path / "empty-cache")
+
+
+def test_a_retired_kafka_python_producer_fails_what_it_holds_and_closes(kafka: LocalKafka, new_topic) -> None:
+    """The path the sink takes when it replaces a silent producer (detector/kafka/delivery_watch.py), on the real
+    client: records it still holds (here: lingering) fail at once, and the producer closes."""
+    from detector.kafka.kafka_python import _force_close
+
+    topic = new_topic("retire")
+    producer = KafkaProducer(bootstrap_servers=kafka.bootstrap, acks="all", linger_ms=30_000,
+                             delivery_timeout_ms=120_000, batch_size=1 << 20)
+    failed: list[Exception] = []
+    for i in range(5):
+        producer.send(topic, f"m{i}".encode()).add_errback(failed.append)
+    began = time.monotonic()
+    _force_close(producer)
+    assert time.monotonic() - began < 10
+    assert len(failed) == 5, failed
+    assert producer._closed  # type: ignore[attr-defined]
