@@ -6,6 +6,7 @@ host-to-device copy limit measured in the same run (needs CUDA; falls back to th
 Runs, each timed from the first step until every window is scored and every output acknowledged:
   - the pinned host-to-device limit, in windows/s of 140 float32 (560 bytes),
   - the worker on per-window f32 messages (all scores as JSON records),
+  - the worker on per-window JSON messages (`--json N`), events only and all scores: the columnar JSON path,
   - the worker on batched messages (Arrow, `--rows` windows each): events only (`windows` mode: an event per
     anomalous window, no score records; the generator makes 10% of windows anomalous, so this is mostly the cost
     of 200,000 JSON events), all scores as one Arrow record per message, and episodes (the default `events.mode`:
@@ -41,7 +42,7 @@ from detector.ops.metrics import WorkerMetrics
 from detector.pipeline.assembly import build_worker
 from detector.testing import MemorySink, MemorySource, MemoryStateReader
 from detector.wire.batch import encode_batch
-from detector.wire.windows import encode_f32
+from detector.wire.windows import encode_f32, encode_json
 from sample_streams.generator import generate
 
 SOURCES = 16
@@ -77,6 +78,14 @@ def per_window_messages(pool: np.ndarray, n: int) -> list[InputMessage]:
     payloads = [encode_f32(row) for row in pool]
     return [InputMessage("in", i % 4, i // 4, b"ecg-%02d" % (i % SOURCES), payloads[i % len(payloads)],
                          [], 1_700_000_000_000) for i in range(n)]
+
+
+def json_messages(pool: np.ndarray, n: int) -> list[InputMessage]:
+    """Per-window JSON messages as producers write them (id, source, time, 140 numbers with 6 decimals)."""
+    payloads = [encode_json(row, id=f"w{i}", source=f"ecg-{i % SOURCES:02d}", ts=1_700_000_000.0 + i)
+                for i, row in enumerate(pool)]
+    return [InputMessage("in", i % 4, i // 4, None, payloads[i % len(payloads)], [], 1_700_000_000_000)
+            for i in range(n)]
 
 
 def run(bundle: ModelBundle, device: str, batch: int, fmt: str, inputs: list[InputMessage], windows: int,
@@ -119,6 +128,10 @@ def main() -> None:
     parser.add_argument("--anomalous", type=float, default=None, metavar="SHARE",
                         help="make this share of the windows ones the model flags (default: the generator's "
                         "stream as it comes, ~11%% flagged)")
+    parser.add_argument("--json", type=int, default=400_000, metavar="N",
+                        help="windows for the per-window JSON runs (events only, and all scores); 0 skips them")
+    parser.add_argument("--json-only", action="store_true", help="only the per-window JSON runs (e.g. to compare "
+                        "another tree's decoder: PYTHONPATH=OTHER_TREE)")
     parser.add_argument("--profile", type=int, default=0, metavar="N",
                         help="also profile one more events-only run and print its N costliest functions")
     args = parser.parse_args()
@@ -130,6 +143,24 @@ def main() -> None:
     cuda = args.device.startswith("cuda")
     limit = h2d_limit(args.batch) if cuda else float("nan")
     label = torch.cuda.get_device_name() if cuda else "cpu"
+    json_rates = []
+    if args.json:
+        inputs = json_messages(pool, args.json)
+        warm = min(50_000, args.json)
+        run(bundle, args.device, args.batch, "json", inputs[:warm], warm, None)  # untimed warm-up
+        json_rates = [("worker, per-window JSON, events only", run(bundle, args.device, args.batch, "json", inputs,
+                                                                    args.json, None)),
+                      ("worker, per-window JSON, all scores (JSON)", run(bundle, args.device, args.batch, "json",
+                                                                         inputs, args.json, "json"))]
+    if args.json_only:
+        import detector.wire.windows as decoder_tree
+
+        print(f"device: {label}; decoder from {Path(decoder_tree.__file__).parent}; {args.json:,} windows\n")
+        print("| run | windows/s | share of the pinned H2D limit |\n| --- | --- | --- |")
+        print(f"| pinned host-to-device limit | {limit:,.0f} | 1.00 |")
+        for name, rate in json_rates:
+            print(f"| {name} | {rate:,.0f} | {rate / limit:.3f} |")
+        return
     per_window = run(bundle, args.device, args.batch, "f32", per_window_messages(pool, args.per_window),
                      args.per_window, "json")
     batched = messages(pool, n, args.rows)
@@ -147,7 +178,7 @@ def main() -> None:
     for name, rate in [("worker, per-window f32, all scores (JSON)", per_window),
                        ("worker, batched, events only", events_only),
                        ("worker, batched, all scores (Arrow per message)", arrow),
-                       ("worker, batched, episodes (the default events mode)", episodes)]:
+                       ("worker, batched, episodes (the default events mode)", episodes), *json_rates]:
         print(f"| {name} | {rate:,.0f} | {rate / limit:.3f} | {rate / per_window:.2f} |")
     if args.profile:
         profiler = cProfile.Profile()
