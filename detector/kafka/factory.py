@@ -41,6 +41,6 @@ def state_reader(config: Config) -> StateReader:
         from detector.kafka import confluent_state
 
         return RenewingStateReader(lambda: confluent_state.ConfluentStateReader(k))
-    from detector.kafka import kafka_python
+    from detector.kafka import kafka_python_state
 
-    return RenewingStateReader(lambda: kafka_python.KafkaStateReader(k))
+    return RenewingStateReader(lambda: kafka_python_state.KafkaStateReader(k))
