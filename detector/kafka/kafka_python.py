@@ -171,8 +171,15 @@ class KafkaSink:
         except CLIENT_ERRORS as exc:  # e.g. metadata unavailable within max_block_ms: report as a failed send
             self.watch.report(token, self._failed("send", record.topic, exc))
             return
+        except BaseException:
+            self.watch.forget(token)
+            raise
         future.add_callback(lambda _md: self.watch.report(token, None))
-        future.add_errback(lambda exc: self.watch.report(token, self._failed("delivery", record.topic, exc)))
+        future.add_errback(lambda exc: self._delivery_failed(token, record.topic, exc))
+
+    def _delivery_failed(self, token: int, topic: str, exc: BaseException) -> None:
+        if self.watch.is_waiting(token):  # not a replaced producer's late report (it must not back the topic off)
+            self.watch.report(token, self._failed("delivery", topic, exc))
 
     def _failed(self, what: str, topic: str, exc: BaseException) -> BrokerError:
         """The error a failed send reports; a topic without metadata (or without WRITE) is backed off."""
@@ -187,10 +194,14 @@ class KafkaSink:
         if self.watch.silent():
             self._replace_silent_producer()
 
+    def _silence(self) -> str:
+        return (f"a record has had no delivery report for {self.watch.silence_limit_s:.0f} s, beyond the producer's "
+                f"own timeouts ({self.watch.waiting} records waiting)")
+
     def _replace_silent_producer(self) -> None:
-        """A new producer takes the silent one's place, and the records it held are failed (the loop resends them)."""
-        why = (f"the producer reported none of {self.watch.waiting} records for {self.watch.silence_limit_s:.0f} s "
-               "(beyond its delivery timeout)")
+        """A new producer takes the silent one's place, and the records it held are failed (the loop resends them).
+        Made on the loop's thread: kafka-python may spend its api-version probe (a few seconds) on it."""
+        why = self._silence()
         try:
             new = self.producer_factory(**self.config)
         except CLIENT_ERRORS as exc:
@@ -224,24 +235,32 @@ def _force_close(producer: Any) -> None:
             sender.join(10)
         producer.close(timeout=0)
     except Exception as exc:  # a retired producer must not take a thread's error anywhere
-        log.debug("closing a replaced producer: %s", exc)
+        log.warning("a replaced producer did not close (%s: %s); its connections may linger", type(exc).__name__,
+                    exc)
 
 
 class TransactionalKafkaSink(TransactionBracket, KafkaSink):
     """Exactly-once: a transactional producer; outputs and the input offsets commit in one transaction.
 
-    A silent producer is the bracket's to handle here (a commit that cannot complete replaces it), not the watch's.
+    A silent producer is marked wedged and what it held fails, which aborts the transaction; the bracket then
+    replaces the producer (same transactional id, fencing the old one). A commit waits for every report first, so
+    the bracket's own watchdog never sees such a producer.
     """
 
-    def __init__(self, k: KafkaConfig) -> None:
-        super().__init__(k)
+    def __init__(self, k: KafkaConfig, producer_factory: Callable[..., Any] = KafkaProducer,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        super().__init__(k, producer_factory, clock)
         with translated("init transactions", *CLIENT_ERRORS):
             self.producer.init_transactions()  # fences an earlier producer with this id, aborts its transaction
 
     client_errors = CLIENT_ERRORS
 
     def run_delivery_callbacks(self) -> None:
-        """Nothing to do: kafka-python reports on its I/O thread, and the bracket replaces a hung producer."""
+        if self.watch.silent() and self._wedged is None:
+            self._wedged = self._silence()
+            failed = self.watch.fail_all(BrokerError(f"{self._wedged}: the transaction aborts"))
+            log.warning("%s: %d records failed; the transaction aborts and the producer is replaced", self._wedged,
+                        failed)
 
     def _new_producer(self) -> Any:
         producer = self.producer_factory(**self.config)

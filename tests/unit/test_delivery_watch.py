@@ -6,11 +6,12 @@ from __future__ import annotations
 import time
 from typing import Any, ClassVar
 
+import pytest
 from kafka.errors import KafkaConnectionError
 
 from detector.config import KafkaConfig
 from detector.kafka.delivery_watch import DeliveryWatch
-from detector.kafka.kafka_python import KafkaSink
+from detector.kafka.kafka_python import KafkaSink, TransactionalKafkaSink
 from detector.kafka.seams import BrokerError, InputMessage, OutputRecord
 
 REF = InputMessage("in", 0, 7, None, b"{}", [], 0)
@@ -47,20 +48,22 @@ def test_watch_reports_once_and_fails_only_what_waits() -> None:
     assert len(reports) == 2 and watch.waiting == 0
 
 
-def test_silence_is_counted_from_the_last_report_or_the_first_waiting_record() -> None:
+def test_a_stuck_record_is_found_while_others_keep_flowing() -> None:
     clock = Clock()
     watch = DeliveryWatch(10.0, clock)
     clock.now += 100.0  # idle: nothing waits, so nothing is silent
-    token = watch.sent(_record(), lambda r, e: None)
-    clock.now += 9.0
-    watch.sent(_record(), lambda r, e: None)
-    watch.report(token, None)  # progress: the second record's wait starts over
-    clock.now += 9.0
     assert not watch.silent()
-    clock.now += 2.0
-    assert watch.silent()
+    watch.sent(_record(0), lambda r, e: None)  # never reported
+    for i in range(1, 5):
+        token = watch.sent(_record(i), lambda r, e: None)
+        clock.now += 3.0
+        watch.report(token, None)  # other records are delivered all along
+        assert watch.silent() == (clock.now - 200.0 > 10.0)
+    assert watch.silent() and watch.waiting == 1
     watch.snooze()
     assert not watch.silent()
+    clock.now += 10.1
+    assert watch.silent()
 
 
 class FakeFuture:
@@ -84,6 +87,7 @@ class FakeProducer:
         self.config = config
         self.futures: list[FakeFuture] = []
         self.closed = False
+        self.calls: list[str] = []
         FakeProducer.made.append(self)
 
     def send(self, topic: str, **kw: Any) -> FakeFuture:
@@ -92,6 +96,15 @@ class FakeProducer:
 
     def close(self, timeout: float | None = None) -> None:
         self.closed = True
+
+    def init_transactions(self) -> None:
+        self.calls.append("init")
+
+    def begin_transaction(self) -> None:
+        self.calls.append("begin")
+
+    def abort_transaction(self) -> None:
+        self.calls.append("abort")
 
 
 def test_sink_replaces_a_silent_producer_and_fails_what_it_held() -> None:
@@ -147,3 +160,48 @@ def test_a_replacement_that_cannot_be_made_is_tried_again_a_limit_later() -> Non
     clock.now += 2.0
     sink.run_delivery_callbacks()
     assert len(reports) == 1 and sink.producer is made[2]
+
+
+def test_exactly_once_a_silent_producer_fails_its_records_and_is_replaced_at_the_abort() -> None:
+    FakeProducer.made.clear()
+    clock, reports = Clock(), []
+    sink = TransactionalKafkaSink(KafkaConfig(exactly_once=True), producer_factory=FakeProducer, clock=clock)
+    sink.send(_record(1), lambda record, error: reports.append(error))
+    clock.now += 51.0
+    sink.run_delivery_callbacks()
+    assert len(reports) == 1 and isinstance(reports[0], BrokerError) and "transaction aborts" in str(reports[0])
+    sink.send(_record(2), lambda record, error: reports.append(error))  # refused until the producer is replaced
+    assert len(reports) == 2 and "being replaced" in str(reports[1])
+    sink.abort_transaction()  # what the commit strategy does after a failed send
+    assert len(FakeProducer.made) == 2 and sink.producer is FakeProducer.made[1]
+    assert FakeProducer.made[0].calls == ["init", "begin"]  # no abort call on the silent one: it is fenced
+    assert FakeProducer.made[1].calls == ["init"]
+
+
+class RaisingProducer(FakeProducer):
+    def send(self, topic: str, **kw: Any) -> FakeFuture:
+        raise ValueError("key and value both None")
+
+
+def test_a_send_that_raises_to_the_caller_is_not_watched() -> None:
+    clock, reports = Clock(), []
+    sink = KafkaSink(KafkaConfig(), producer_factory=RaisingProducer, clock=clock)
+    with pytest.raises(ValueError):
+        sink.send(_record(), lambda record, error: reports.append(error))
+    assert sink.watch.waiting == 0
+    clock.now += 100.0
+    assert not sink.watch.silent() and reports == []
+
+
+def test_a_replaced_producers_late_failure_does_not_back_the_topic_off() -> None:
+    from kafka.errors import KafkaTimeoutError
+
+    FakeProducer.made.clear()
+    clock, reports = Clock(), []
+    sink = KafkaSink(KafkaConfig(), producer_factory=FakeProducer, clock=clock)
+    sink.send(_record(1), lambda record, error: reports.append(error))
+    clock.now += 51.0
+    sink.run_delivery_callbacks()  # replaced; the record failed once
+    FakeProducer.made[0].futures[0].errbacks[0](KafkaTimeoutError("late"))
+    sink.send(_record(2), lambda record, error: reports.append(error))
+    assert len(reports) == 1 and len(FakeProducer.made[1].futures) == 1  # the resend went out, not backed off
