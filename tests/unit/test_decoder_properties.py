@@ -91,7 +91,7 @@ def _same_as_one_by_one(decoder: WindowDecoder, payloads: list[bytes]) -> None:
             expected_errors.append((i, err.reason))
     assert many.index == [i for i, _ in expected_rows]
     assert [(i, e.reason) for i, e in many.errors] == expected_errors
-    assert many.windows.shape == (len(expected_rows), decoder.window) and many.windows.dtype == np.float32
+    assert many.windows.shape == (len(expected_rows), decoder.width) and many.windows.dtype == np.float32
     for row, (_, w) in enumerate(expected_rows):
         np.testing.assert_array_equal(many.windows[row], w.values)
         assert (many.ids[row], many.sources[row], many.ts[row]) == (w.id, w.source, w.ts)

@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from test_decoder_properties import _same_as_one_by_one
 
-from detector.wire.invalid import InvalidWindow
 from detector.wire.json_columns import JsonColumns
 from detector.wire.windows import WindowDecoder, encode_json
 
@@ -19,18 +19,7 @@ CH = ("flow", "pressure")
 
 
 def _agree(decoder: WindowDecoder, payloads: list[bytes]) -> None:
-    many = decoder.decode_many(payloads)
-    rows, errors = [], []
-    for i, payload in enumerate(payloads):
-        try:
-            rows.append((i, decoder.decode(payload)))
-        except InvalidWindow as err:
-            errors.append((i, err.reason))
-    assert list(many.index) == [i for i, _ in rows]
-    assert [(i, e.reason) for i, e in many.errors] == errors
-    for row, (_, w) in enumerate(rows):
-        np.testing.assert_array_equal(many.windows[row], w.values)
-        assert (many.ids[row], many.sources[row], many.ts[row]) == (w.id, w.source, w.ts)
+    _same_as_one_by_one(decoder, payloads)
 
 
 def _values(n: int = L, first: str = "0.5") -> str:
