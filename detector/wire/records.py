@@ -106,8 +106,7 @@ class RecordEncoder:
         rows = pick(batch.rows, chosen) if batch.rows else [-1] * len(chosen)
         ids, sources = pick(batch.ids, chosen), named_sources(pick(batch.sources, chosen), messages)
         for j, i in enumerate(chosen):
-            m, row = messages[j], rows[j]
-            source = sources[j]
+            m, row, source = messages[j], rows[j], sources[j]
             where = {"topic": m.topic, "partition": m.partition, "offset": m.offset, "window_id": ids[j]}
             if row >= 0:  # a window of a batched message: its row makes it unique
                 where["row"] = row

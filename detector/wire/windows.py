@@ -19,6 +19,7 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from functools import reduce
 from typing import Any
 
 import numpy as np
@@ -184,14 +185,9 @@ class WindowDecoder:
                 json_objects.append(i)
             else:
                 rest.append(i)
-        parts = [part for part in (self._many_batches(payloads, batched) if batched else None,
-                                   self._many_json(payloads, json_objects) if json_objects else None,
-                                   self._many_each(payloads, rest) if rest or not payloads else None)
-                 if part is not None]
-        merged = parts[0]
-        for part in parts[1:]:
-            merged = combine(merged, part)
-        return merged
+        parts = [decode(payloads, chosen) for decode, chosen in
+                 ((self._many_batches, batched), (self._many_json, json_objects), (self._many_each, rest)) if chosen]
+        return reduce(combine, parts) if parts else self._many_each(payloads, [])
 
     def _many_batches(self, payloads: Sequence[bytes | None], positions: Sequence[int]) -> DecodedBatch:
         """Batched messages: every valid row a window; a message refused as a whole, or single rows."""
