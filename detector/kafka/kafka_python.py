@@ -212,7 +212,7 @@ class KafkaSink:
         old, self.producer = self.producer, new
         failed = self.watch.fail_all(BrokerError(f"{why}: producer replaced"))
         log.warning("%s: replaced it; %d records will be resent", why, failed)
-        threading.Thread(target=_force_close, args=(old,), name="tsad-retire-producer", daemon=True).start()
+        _retire_in_background(old)
 
     def flush(self, timeout_s: float) -> None:
         try:
@@ -223,6 +223,11 @@ class KafkaSink:
     def close(self) -> None:
         with translated("producer close", *CLIENT_ERRORS):
             self.producer.close(timeout=5)
+
+
+def _retire_in_background(producer: Any) -> None:
+    """Force-close a replaced producer on a helper thread (stopping its sender can take seconds)."""
+    threading.Thread(target=_force_close, args=(producer,), name="tsad-retire-producer", daemon=True).start()
 
 
 def _force_close(producer: Any) -> None:
@@ -273,10 +278,7 @@ class TransactionalKafkaSink(TransactionBracket, KafkaSink):
 
     def _retire(self, producer: object) -> None:
         self.watch.forget_all()  # the abandoned transaction's records: their late reports are dropped
-        try:
-            producer.close(timeout=0)  # type: ignore[attr-defined]
-        except CLIENT_ERRORS as exc:
-            log.debug("closing a replaced producer: %s", exc)
+        _retire_in_background(producer)
 
     def _begin(self) -> None:
         self.producer.begin_transaction()

@@ -128,10 +128,8 @@ def test_sink_replaces_a_silent_producer_and_fails_what_it_held() -> None:
     old.futures[1].callbacks[0](None)  # the old producer delivers late: not reported again
     old.futures[2].errbacks[0](RuntimeError("late failure"))
     assert len(reports) == 3
-    deadline = time.monotonic() + 5
-    while not old.closed and time.monotonic() < deadline:  # closed on a helper thread
-        time.sleep(0.01)
-    assert old.closed and not FakeProducer.made[1].closed
+    _wait_closed(old)  # closed on a helper thread
+    assert not FakeProducer.made[1].closed
     sink.send(_record(9), done)  # the resend goes to the new producer
     FakeProducer.made[1].futures[0].callbacks[0](None)
     assert reports[-1] == (b"9", None)
@@ -176,6 +174,14 @@ def test_exactly_once_a_silent_producer_fails_its_records_and_is_replaced_at_the
     assert len(FakeProducer.made) == 2 and sink.producer is FakeProducer.made[1]
     assert FakeProducer.made[0].calls == ["init", "begin"]  # no abort call on the silent one: it is fenced
     assert FakeProducer.made[1].calls == ["init"]
+    _wait_closed(FakeProducer.made[0])  # retired on a helper thread
+
+
+def _wait_closed(producer: FakeProducer) -> None:
+    deadline = time.monotonic() + 5
+    while not producer.closed and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert producer.closed
 
 
 class RaisingProducer(FakeProducer):
