@@ -33,6 +33,7 @@ from harness import WorkerProcess, read_topic, train_sample_bundle, wait_for
 from kafka import KafkaConsumer, KafkaProducer
 from perfdoc import CLIENTS, Report, add_doc_option
 
+from detector.kafka.settings import FETCH_QUEUE_BACKOFF_MS
 from detector.model.bundle import ModelBundle
 from detector.model.scoring import Scorer
 from detector.wire.score_batch import decode_scores
@@ -66,9 +67,11 @@ def prefill(bootstrap: str, topic: str, n: int, fmt: str, partitions: int = 1) -
 
 def bare_confluent_consumer(bootstrap: str, topic: str, n: int, extra: dict[str, Any] | None = None,
                             per_call: int = 4000) -> float:
-    """Messages/s of a librdkafka consumer that reads n messages and does nothing with them (`extra` settings)."""
+    """Messages/s of a librdkafka consumer that reads n messages and does nothing with them (`extra` settings);
+    its fetch queue is refilled as the worker's is (fetch.queue.backoff.ms)."""
     consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": f"bare-ck-{uuid.uuid4().hex[:6]}",
-                         "auto.offset.reset": "earliest", "enable.auto.commit": False, **(extra or {})})
+                         "auto.offset.reset": "earliest", "enable.auto.commit": False,
+                         "fetch.queue.backoff.ms": FETCH_QUEUE_BACKOFF_MS, **(extra or {})})
     consumer.subscribe([topic])
     seen, first, start = 0, 0, None
     while seen < n:

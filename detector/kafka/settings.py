@@ -24,6 +24,10 @@ class ByClient(NamedTuple):
 
 
 FETCH_BYTES = 1 << 20  # the most one fetch brings of one partition: both clients' default
+# librdkafka stops fetching for this long once its local queue holds queued.max.messages.kbytes (64 MiB) or
+# queued.min.messages; its 1 s default starved the batched worker, which drains 64 MiB of windows in well under a
+# second (docs/performance.md §6): the fetcher then only looks again sooner, the queue's bound is unchanged.
+FETCH_QUEUE_BACKOFF_MS = 10
 
 #: neutral name -> (kafka-python key, librdkafka key); None: the client has no such setting
 KEYS: dict[str, tuple[str | None, str | None]] = {
@@ -47,6 +51,7 @@ KEYS: dict[str, tuple[str | None, str | None]] = {
     "max_poll_records": ("max_poll_records", None),  # librdkafka: the count passed to consume()
     "fetch_max_wait_ms": ("fetch_max_wait_ms", "fetch.wait.max.ms"),
     "max_partition_fetch_bytes": ("max_partition_fetch_bytes", "max.partition.fetch.bytes"),
+    "fetch_queue_backoff_ms": (None, "fetch.queue.backoff.ms"),  # kafka-python fetches in the caller's poll
     "session_timeout_ms": ("session_timeout_ms", "session.timeout.ms"),
     "max_poll_interval_ms": ("max_poll_interval_ms", "max.poll.interval.ms"),
     "heartbeat_interval_ms": ("heartbeat_interval_ms", "heartbeat.interval.ms"),
@@ -94,6 +99,7 @@ def consumer(k: KafkaConfig, max_poll_records: int, fetch_bytes: int = FETCH_BYT
         "max_poll_records": max_poll_records,
         "fetch_max_wait_ms": 100,
         "max_partition_fetch_bytes": fetch_bytes,
+        "fetch_queue_backoff_ms": FETCH_QUEUE_BACKOFF_MS,
         "session_timeout_ms": k.session_timeout_ms,
         "max_poll_interval_ms": k.max_poll_interval_ms,
         "heartbeat_interval_ms": max(1000, k.session_timeout_ms // 3),

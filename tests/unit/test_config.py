@@ -172,6 +172,14 @@ def test_a_partition_fetch_holds_a_whole_batched_message() -> None:
     assert settings.render(neutral, "kafka-python")["max_partition_fetch_bytes"] == 16 << 20
 
 
+def test_librdkafka_looks_again_soon_after_its_fetch_queue_filled() -> None:
+    """With librdkafka's 1 s default the batched worker drained its 64 MiB queue and then waited: the fetcher must
+    look again well within one batch's wait (docs/performance.md §6). kafka-python has no such setting."""
+    neutral = settings.consumer(load_config(None, env={"TSAD_INPUT_FORMAT": "batch"}).kafka, 64)
+    assert settings.render(neutral, "confluent")["fetch.queue.backoff.ms"] <= 20
+    assert not any("backoff" in key for key in settings.render(neutral, "kafka-python"))
+
+
 def test_metrics_source_labels_is_validated() -> None:
     with pytest.raises(ConfigError, match=r"metrics\.source_labels"):
         load_config(None, env={"TSAD_METRICS_SOURCE_LABELS": "-1"})
