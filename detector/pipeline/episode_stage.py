@@ -26,8 +26,8 @@ from detector.model.serving import ServingModel
 from detector.ops.metrics import WorkerMetrics
 from detector.pipeline.adaptive import AdaptivePolicy, AdaptiveThresholds
 from detector.pipeline.batching import Batch
-from detector.pipeline.episodes import EpisodePolicy, EpisodeRecord, EpisodeTracker, SourceState, WindowVerdict
-from detector.wire.columns import pick
+from detector.pipeline.episodes import EpisodePolicy, EpisodeRecord, EpisodeTracker, SourceRun, SourceState
+from detector.wire.columns import as_array, message_runs, pick
 from detector.wire.records import iso_times, named_sources
 
 log = logging.getLogger("tsad.episodes")
@@ -79,21 +79,30 @@ class EpisodeStage:
             candidates = [i for i, s in enumerate(every) if s in needed or i in by_position]
         if not candidates:
             return self._state_records(batch, last_of)
-        messages = pick(batch.messages, candidates)  # read column-wise: a batch holds lazy columns
-        sources = ([every[i] for i in candidates] if every is not None else
-                   named_sources(pick(batch.sources, candidates), messages))
-        event_times = [t if t is not None else m.timestamp_ms / 1000.0
-                       for t, m in zip(pick(batch.ts, candidates), messages, strict=True)]
-        rows = pick(batch.rows, candidates) if batch.rows else [-1] * len(candidates)
+        at = np.asarray(candidates, dtype=np.int64)
+        sources = ([every[i] for i in candidates] if every is not None else  # read column-wise: lazy columns
+                   named_sources(pick(batch.sources, candidates), pick(batch.messages, candidates)))
+        runs, counts = message_runs(batch.messages)  # each window's message, as fields of its run of windows
+        of_run = np.repeat(np.arange(len(runs)), counts)[at]
+        offsets = np.array([m.offset for m in runs], np.int64)[of_run]
+        partitions = np.array([m.partition for m in runs], np.int64)[of_run]
+        named = as_array(batch.ts)[at]  # NaN where the window names no time: its message's timestamp counts
+        times = np.where(np.isnan(named), np.array([m.timestamp_ms / 1000.0 for m in runs])[of_run], named)
+        rows = as_array(batch.rows, np.int64)[at] if batch.rows else np.full(len(at), -1, np.int64)
+        picked_scores, picked_ratios = np.asarray(scores, dtype=np.float64)[at], ratios[at]
+        flagged = np.asarray(anomalous)[at]
+        by_source: dict[str, list[int]] = {}  # each source's candidates, in order (indices into `candidates`)
+        for k, source in enumerate(sources):
+            by_source.setdefault(source, []).append(k)
         records: list[tuple[int, EpisodeRecord]] = []
-        apply = self.tracker.apply
-        for i, m, source, t, score, ratio, row in zip(candidates, messages, sources, event_times,
-                                                       scores[candidates].tolist(), ratios[candidates].tolist(),
-                                                       rows, strict=True):
-            verdict = WindowVerdict(source, m.partition, m.offset, t, score, ratio, by_position.get(i), row)
-            for r in apply(verdict, decided_at):
-                records.append((i, r))
-            last_of[source] = i
+        for source, ks in by_source.items():
+            idx = np.asarray(ks, dtype=np.int64)
+            marked = {j: by_position[candidates[ks[j]]] for j in np.flatnonzero(flagged[idx]).tolist()}
+            run = SourceRun(source, partitions[idx], offsets[idx], rows[idx], times[idx], picked_scores[idx],
+                            picked_ratios[idx], marked)
+            records += [(candidates[ks[j]], r) for j, r in self.tracker.apply_run(run, decided_at)]
+            last_of[source] = candidates[ks[-1]]
+        records.sort(key=lambda pair: pair[0])  # batch order, as the windows came
         return self._episode_records(batch, records, model, decided_at) + self._state_records(batch, last_of)
 
     def _episode_records(self, batch: Batch, records: list[tuple[int, EpisodeRecord]], model: ServingModel,

@@ -20,10 +20,15 @@ episode's id is derived from the window that opened it, so a re-emitted record c
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any, NamedTuple
 
-UPDATE_GROWTH = 1.25  # an update is worth sending when the peak grew by a quarter since the last record
+import numpy as np
+
+from detector.pipeline.episode_runs import UPDATE_GROWTH, apply_stretch, plain_stretch
+
+MIN_STRETCH = 32  # a shorter stretch is not worth its numpy calls: the next this many windows go one by one
 
 
 @dataclass(frozen=True)
@@ -99,6 +104,29 @@ class WindowVerdict(NamedTuple):
     row: int = -1  # within a batched message
 
 
+class SourceRun(NamedTuple):
+    """One source's windows of a batch, in order, as columns (what `EpisodeTracker.apply_run` takes)."""
+
+    source: str
+    partitions: np.ndarray  # int64
+    offsets: np.ndarray  # int64
+    rows: np.ndarray  # int64; -1: not in a batched message
+    times: np.ndarray  # float64, event times
+    scores: np.ndarray  # float64
+    ratios: np.ndarray  # float64, score / threshold
+    segments: Mapping[int, list[dict[str, Any]] | None]  # by index in the run, for windows above the threshold
+
+    def verdict(self, k: int) -> WindowVerdict:
+        return WindowVerdict(self.source, int(self.partitions[k]), int(self.offsets[k]), float(self.times[k]),
+                             float(self.scores[k]), float(self.ratios[k]), self.segments.get(k), int(self.rows[k]))
+
+    def ordered_after(self, offset: int, row: int) -> bool:
+        """Whether every window comes after the one before it and after (offset, row): nothing is a replay."""
+        o, r = self.offsets, self.rows
+        later = (o[1:] > o[:-1]) | ((o[1:] == o[:-1]) & (r[1:] > r[:-1]))
+        return bool(later.all()) and (int(o[0]), int(r[0])) > (offset, row)
+
+
 @dataclass(frozen=True)
 class EpisodeRecord:
     kind: str  # episode_open | episode_update | episode_close
@@ -153,6 +181,34 @@ class EpisodeTracker:
         else:
             self.active.discard(w.source)
         return [] if record is None else [record]
+
+    def apply_run(self, run: SourceRun, now: float) -> list[tuple[int, EpisodeRecord]]:
+        """(index in the run, record) for one source's windows of a batch: the same records and state as `apply`
+        on each window in turn; while an episode is open, the windows between its events go in one step."""
+        state = self.states.get(run.source)
+        if state is None:
+            state = self.states[run.source] = SourceState()
+        out: list[tuple[int, EpisodeRecord]] = []
+        n, k, one_by_one = len(run.offsets), 0, 0
+        if n and not run.ordered_after(state.last_offset, state.last_row):
+            one_by_one = n  # replays among them: the per-window rule recognises each
+        while k < n:
+            if state.episode is not None and k >= one_by_one:
+                stop = plain_stretch(self.policy, state, run, k, now)
+                if stop > k:
+                    apply_stretch(self.policy, state, run, k, stop)
+                    self.dirty.add(run.source)
+                if stop - k < MIN_STRETCH:
+                    one_by_one = stop + MIN_STRETCH
+                k = stop
+                if k == n:
+                    break
+            record = self._apply(state, run.verdict(k), now)
+            if record is not None:
+                out.append((k, record))
+            k += 1
+        (self.active.add if _live(state) else self.active.discard)(run.source)
+        return out
 
     def _apply(self, state: SourceState, w: WindowVerdict, now: float) -> EpisodeRecord | None:
         if (w.offset, w.row) <= (state.last_offset, state.last_row):

@@ -274,6 +274,20 @@ def pick(column: Sequence[T], positions: list[int]) -> list[T]:
     return [column[i] for i in positions]
 
 
+def as_array(column: Sequence[Any], dtype: type = np.float64) -> np.ndarray:
+    """The column as one numpy array, None as NaN (times), read part by part: a `Times` column is its seconds, a
+    run is repeated, a range is counted; only a plain list is read window by window."""
+    if isinstance(column, Times):
+        return column.seconds.astype(dtype, copy=False)
+    if isinstance(column, Chained):
+        return np.concatenate([as_array(p, dtype) for p in column.parts]) if column.parts else np.empty(0, dtype)
+    if isinstance(column, Repeated):
+        return np.repeat(np.array([np.nan if v is None else v for v in column.values], dtype), column.counts)
+    if isinstance(column, range):
+        return np.arange(column.start, column.stop, column.step, dtype=dtype)
+    return np.array([np.nan if v is None else v for v in column], dtype)
+
+
 def to_arrow(column: Sequence[Any], kind: pa.DataType) -> pa.Array:
     """The column as one Arrow array of `kind` (zero-copy for Arrow parts; nulls for runs of None)."""
     if isinstance(column, ArrowStrings):
