@@ -22,16 +22,18 @@ policies = st.builds(EpisodePolicy, open_k=st.integers(1, 3), open_n=st.integers
 def batches(draw: Any) -> list[list[tuple[float, float, int]]]:
     """Batches of (ratio, score, offset step) for one source: runs of levels around the thresholds, and now and
     then a step back (a replay after a rebalance). Levels and jitter are exact binary fractions, so ratios tie
-    with the closing level and with the update's growth target (1.25 x a reported peak)."""
+    with the closing level and with the update's growth target (1.25 x a reported peak); a score is not always
+    the same multiple of its ratio (per-source and adaptive thresholds), so a new peak need not be the highest
+    ratio."""
     out = []
     for _ in range(draw(st.integers(1, 4))):
         windows = []
-        for _ in range(draw(st.integers(0, 6))):
+        for _ in range(draw(st.integers(1, 6))):
             level = draw(st.sampled_from([0.25, 0.5, 0.75, 1.0, 1.25, 1.5625, 2.0, 2.5]))
-            for _ in range(draw(st.integers(1, 40))):
+            for _ in range(draw(st.integers(5, 40))):
                 ratio = level * draw(st.sampled_from([0.875, 1.0, 1.0, 1.125]))
                 step = draw(st.sampled_from([1] * 30 + [0, -3]))
-                windows.append((ratio, ratio * 2.0, step))
+                windows.append((ratio, ratio * draw(st.sampled_from([2.0, 2.0, 3.0, 5.0])), step))
         out.append(windows)
     return out
 
@@ -124,6 +126,11 @@ def test_an_update_fires_when_the_peak_reaches_exactly_its_growth_target() -> No
     policy = EpisodePolicy(update_interval_s=0.0)
     runs = runs_of([[(r, 2 * r, 1) for r in [2.0, 1.5, 1.5, 2.5, 1.5]]], batched=False)
     assert same_as_one_by_one(policy, runs) == [(0, "episode_open"), (3, "episode_update")]
+
+
+def test_a_stretch_with_several_new_peaks_keeps_the_highest() -> None:
+    runs = runs_of([[(r, 2 * r, 1) for r in [1.75, 1.5, 2.0, 2.25, 1.5] * 10]], batched=False)
+    assert same_as_one_by_one(EpisodePolicy(), runs) == [(0, "episode_open")]
 
 
 def test_replayed_windows_in_a_run_change_nothing() -> None:
