@@ -56,14 +56,14 @@ class ClusterEnv:
         (rotated per call), so one node leads them all."""
         tag = uuid.uuid4().hex[:8]
         names: dict[str, str | None] = {"input": f"in-{tag}", "events": f"ev-{tag}", "dead_letter": f"dlq-{tag}",
-                                        "scores": f"sc-{tag}"}
+                                        "scores": f"sc-{tag}", "episode_state": f"in-{tag}-episode-state"}
         nodes = sorted(self.cluster.nodes)
         k, self.rotation = self.rotation % len(nodes), self.rotation + 1
         replicas = nodes[k:] + nodes[:k]
         for role, name in names.items():
-            if role != "scores" or scores:
+            if role != "episode_state" and (role != "scores" or scores):
                 self.cluster.create_topic(str(name), partitions if role == "input" else 1, replicas=replicas)
-        self.cluster.create_topic(f"in-{tag}-episode-state", partitions, replicas=replicas,
+        self.cluster.create_topic(str(names["episode_state"]), partitions, replicas=replicas,
                                   config={"cleanup.policy": "compact"})
         return names
 
@@ -92,7 +92,7 @@ class ClusterEnv:
 
     def leader_of(self, topics: dict[str, str | None]) -> int:
         """The node leading most partitions of the input and output topics (with `topics()`: all of them)."""
-        names = [str(t) for t in topics.values() if t] + [f"{topics['input']}-episode-state"]
+        names = [str(t) for t in topics.values() if t]
         leaders = Counter(s.leader for t in names for s in self.cluster.partitions(t).values())
         return leaders.most_common(1)[0][0]
 

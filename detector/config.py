@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
 import types
 import typing
 from collections.abc import Mapping
@@ -51,14 +52,10 @@ class TopicsConfig:
     dead_letter: str = "windows-dlq"
     scores: str | None = None  # when set, a score record for every window
     # episode state per source (compacted, as many partitions as the input; created if missing): docs/episodes.md.
-    # Default: "<input>-episode-state" (see `state_topic`)
+    # Default: "<input>-<kafka.group_id>-episode-state" (see `Config.state_topic`)
     episode_state: str | None = None
 
     shadow: str | None = None  # the shadow model's verdicts (model.shadow_bundle); default "<events>-shadow"
-
-    @property
-    def state_topic(self) -> str:
-        return self.episode_state or f"{self.input}-episode-state"
 
     @property
     def shadow_topic(self) -> str:
@@ -160,6 +157,13 @@ class Config:
     metrics: MetricsConfig = field(default_factory=MetricsConfig)
     http: HttpConfig = field(default_factory=HttpConfig)
     worker: WorkerConfig = field(default_factory=WorkerConfig)
+
+    @property
+    def state_topic(self) -> str:
+        """`topics.episode_state`, else one per consumer group as its offsets are: two deployments (groups) reading
+        one input must not restore each other's episodes. Characters a topic name cannot hold become '_'."""
+        group = re.sub(r"[^A-Za-z0-9._-]", "_", self.kafka.group_id)
+        return self.topics.episode_state or f"{self.topics.input}-{group}-episode-state"
 
     def redacted(self) -> dict[str, Any]:
         """The config as a dict with secrets masked: safe to log."""

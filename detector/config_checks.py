@@ -56,7 +56,7 @@ def validate(c: Config) -> None:
     if not 0 <= k.linger_ms <= 1000:
         raise ConfigError(f"kafka.linger_ms: must be between 0 and 1000, got {k.linger_ms}")
     t = c.topics
-    names = [t.input, t.events, t.dead_letter, t.state_topic] + ([t.scores] if t.scores else [])
+    names = [t.input, t.events, t.dead_letter, c.state_topic] + ([t.scores] if t.scores else [])
     if len(set(names)) != len(names):
         raise ConfigError(f"topics: input, events, dead_letter and scores must be distinct (episode_state too), "
                           f"got {names}")

@@ -41,7 +41,7 @@ def check_kafka(config: Config, timeout_s: float = STARTUP_CHECK_S) -> None:
     read the input (and episode-state) topic, within `timeout_s`; warn about output topics it may not write."""
     t = config.topics
     outputs = [t.events, t.dead_letter, *([t.scores] if t.scores else [])]
-    state = t.state_topic if config.events.mode != "windows" else None
+    state = config.state_topic if config.events.mode != "windows" else None
     topics = [t.input, *outputs, *([state] if state else [])]
     try:
         access = probe_confluent(config.kafka, topics, timeout_s)

@@ -24,14 +24,14 @@ def ensure_state_topic(config: Config, reader: StateReader) -> None:
     inputs = reader.partitions(topics.input)
     if inputs is None:
         raise ConfigError(f"topics.input: topic {topics.input!r} does not exist; the episode-state topic "
-                          f"{topics.state_topic!r} needs its partition count (create the input topic first)")
-    existing = reader.partitions(topics.state_topic)
+                          f"{config.state_topic!r} needs its partition count (create the input topic first)")
+    existing = reader.partitions(config.state_topic)
     if existing is None:
-        _create(config, topics.state_topic, inputs)
-        log.info("created the episode-state topic %s (%d partitions, compacted)", topics.state_topic, inputs)
+        _create(config, config.state_topic, inputs)
+        log.info("created the episode-state topic %s (%d partitions, compacted)", config.state_topic, inputs)
         return
     if existing != inputs:
-        raise ConfigError(f"topics.episode_state: {topics.state_topic!r} has {existing} partitions, the input "
+        raise ConfigError(f"topics.episode_state: {config.state_topic!r} has {existing} partitions, the input "
                           f"{topics.input!r} has {inputs}; they must match (recreate the state topic)")
 
 

@@ -48,7 +48,7 @@ class EpisodeStage:
         self.tracker = EpisodeTracker(EpisodePolicy(**asdict(e)))
         adaptive = {k: v for k, v in asdict(a).items() if k != "enabled"}
         self.adaptive = AdaptiveThresholds(AdaptivePolicy(**adaptive), self.tracker) if a.enabled else None
-        self.events_topic, self.state_topic = config.topics.events, config.topics.state_topic
+        self.events_topic, self.state_topic = config.topics.events, config.state_topic
         self.reader, self.metrics, self.wall = reader, metrics, wall
         self._counts = {kind: metrics.episodes.labels(kind=kind)
                         for kind in ("episode_open", "episode_update", "episode_close")}

@@ -38,7 +38,7 @@ def _env(cluster: LocalKafkaCluster, bundle: Path, tmp: Path, client: str) -> Cl
 def _grant(cluster: LocalKafkaCluster, topics: dict[str, str | None], group: str, *, write_scores: bool = True) -> None:
     """The worker's minimal ACL set (docs/reliability.md): READ on the input, its group and the episode-state topic;
     WRITE on every output and the state topic; its transactional id (`<group>-<client_id>`)."""
-    state = f"{topics['input']}-episode-state"
+    state = str(topics["episode_state"])  # ClusterEnv.topics() names and creates it
     outputs = [str(topics["events"]), str(topics["dead_letter"]), state]
     cluster.grant(USER, read_topics=[str(topics["input"]), state], read_groups=[group],
                   write_topics=outputs + ([str(topics["scores"])] if write_scores else []),

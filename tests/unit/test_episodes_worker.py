@@ -166,15 +166,30 @@ def test_the_state_topic_must_match_the_input(monkeypatch) -> None:
     from detector.kafka import state_topic
 
     cfg = Config(topics=TopicsConfig(input="in"))
-    assert cfg.topics.state_topic == "in-episode-state"
+    assert cfg.state_topic == "in-tsad-episode-state"
     with pytest.raises(ConfigError, match="has 2 partitions, the input 'in' has 4"):
-        state_topic.ensure_state_topic(cfg, _Layout({"in": 4, "in-episode-state": 2}))
+        state_topic.ensure_state_topic(cfg, _Layout({"in": 4, "in-tsad-episode-state": 2}))
     with pytest.raises(ConfigError, match="does not exist"):
         state_topic.ensure_state_topic(cfg, _Layout({}))
     created: list = []
     monkeypatch.setattr(state_topic, "_create", lambda _c, name, n: created.append((name, n)))
     state_topic.ensure_state_topic(cfg, _Layout({"in": 4}))
-    assert created == [("in-episode-state", 4)]
+    assert created == [("in-tsad-episode-state", 4)]
+
+
+def test_each_consumer_group_keeps_its_own_episode_state_unless_one_is_named() -> None:
+    """Two deployments reading one input (say a canary model in its own group) must not restore each other's
+    episodes: the default state topic follows the group, as committed offsets do."""
+    from detector.config import KafkaConfig, load_config
+
+    prod = load_config(None, env={"TSAD_TOPICS_INPUT": "metrics", "TSAD_KAFKA_GROUP_ID": "tsad-prod"})
+    canary = load_config(None, env={"TSAD_TOPICS_INPUT": "metrics", "TSAD_KAFKA_GROUP_ID": "tsad-canary"})
+    assert (prod.state_topic, canary.state_topic) == ("metrics-tsad-prod-episode-state",
+                                                      "metrics-tsad-canary-episode-state")
+    odd = Config(kafka=KafkaConfig(group_id="team a/ml:v2"), topics=TopicsConfig(input="in"))
+    assert odd.state_topic == "in-team_a_ml_v2-episode-state"  # only [A-Za-z0-9._-] make a topic name
+    named = Config(kafka=KafkaConfig(group_id="g"), topics=TopicsConfig(input="in", episode_state="shared-state"))
+    assert named.state_topic == "shared-state"
 
 
 def test_an_adaptive_threshold_follows_a_source_within_its_bounds() -> None:
