@@ -27,7 +27,7 @@ from detector.ops.metrics import WorkerMetrics
 from detector.pipeline.adaptive import AdaptivePolicy, AdaptiveThresholds
 from detector.pipeline.batching import Batch
 from detector.pipeline.episodes import EpisodePolicy, EpisodeRecord, EpisodeTracker, SourceRun, SourceState
-from detector.wire.columns import as_array, message_runs, pick
+from detector.wire.columns import as_array, messages_at, pick
 from detector.wire.records import iso_times, named_sources
 
 log = logging.getLogger("tsad.episodes")
@@ -82,8 +82,7 @@ class EpisodeStage:
         at = np.asarray(candidates, dtype=np.int64)
         sources = ([every[i] for i in candidates] if every is not None else  # read column-wise: lazy columns
                    named_sources(pick(batch.sources, candidates), pick(batch.messages, candidates)))
-        runs, counts = message_runs(batch.messages)  # each window's message, as fields of its run of windows
-        of_run = np.repeat(np.arange(len(runs)), counts)[at]
+        runs, of_run = messages_at(batch.messages, at)
         offsets = np.array([m.offset for m in runs], np.int64)[of_run]
         partitions = np.array([m.partition for m in runs], np.int64)[of_run]
         named = as_array(batch.ts)[at]  # NaN where the window names no time: its message's timestamp counts

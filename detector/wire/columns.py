@@ -248,6 +248,16 @@ def message_runs(messages: Sequence[T]) -> tuple[list[T], list[int]]:
     return values, counts
 
 
+def messages_at(messages: Sequence[T], positions: np.ndarray) -> tuple[list[T], np.ndarray]:
+    """The messages of the windows at `positions`, as distinct messages and, per position, which one: from the
+    column's runs where it knows them (batched input: one message for many windows), else one per position (a
+    plain list is read only where asked)."""
+    if isinstance(messages, (Repeated, Chained)):
+        runs, counts = message_runs(messages)
+        return runs, np.repeat(np.arange(len(runs)), counts)[positions]
+    return [messages[i] for i in positions.tolist()], np.arange(len(positions))
+
+
 def pick(column: Sequence[T], positions: list[int]) -> list[T]:
     """column[i] for each position (ascending), read column-wise: a few windows of a large batch (its anomalies)
     cost a take per part, not a lookup and a Python object per window of the batch."""

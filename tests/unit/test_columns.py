@@ -14,9 +14,11 @@ from detector.wire.columns import (
     Repeated,
     RowBlocks,
     Times,
+    as_array,
     concat,
     copy_rows,
     message_runs,
+    messages_at,
     pick,
     to_arrow,
 )
@@ -73,6 +75,27 @@ def test_message_runs_come_from_the_columns_without_walking_each_window():
     values, counts = message_runs(column)
     assert values == [a, b, c] and counts == [3, 3, 4]  # b's two parts meet: one run
     assert message_runs([a, a, b, a]) == ([a, b, a], [2, 1, 1])
+
+
+def test_messages_at_names_each_position_s_message_from_runs_or_from_the_list():
+    a, b, c = object(), object(), object()
+    column = concat([Repeated([a, b], [3, 2]), Repeated([b, c], [1, 4])])
+    runs, which = messages_at(column, np.array([0, 4, 5, 9]))
+    assert [runs[k] for k in which] == [a, b, b, c]
+    plain = [a, b, c, a]
+    runs, which = messages_at(plain, np.array([1, 3]))
+    assert runs == [b, a] and which.tolist() == [0, 1]  # only the asked positions are read
+
+
+@settings(max_examples=100, deadline=None)
+@given(runs, st.lists(st.one_of(st.just(float("nan")), st.floats(0, 1e9)), max_size=10))
+def test_as_array_is_the_column_as_floats_with_none_as_nan(draw_runs, times):
+    for column, expected in _parts([(float(len(v)), c) for v, c in draw_runs], [], times):
+        if isinstance(column, ArrowStrings):
+            continue
+        want = np.array([np.nan if v is None else v for v in expected], np.float64)
+        np.testing.assert_array_equal(as_array(column), want)
+        np.testing.assert_array_equal(as_array(concat([column, [None, 2.0]])), np.append(want, [np.nan, 2.0]))
 
 
 def test_concat_keeps_plain_lists_plain():
