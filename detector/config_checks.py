@@ -57,6 +57,9 @@ def validate(c: Config) -> None:
         raise ConfigError(f"kafka.linger_ms: must be between 0 and 1000, got {k.linger_ms}")
     t = c.topics
     names = [t.input, t.events, t.dead_letter, c.state_topic] + ([t.scores] if t.scores else [])
+    if len(c.state_topic) > 249:  # Kafka's limit on a topic name
+        raise ConfigError(f"topics.episode_state: the default name {c.state_topic!r} (input and kafka.group_id) is "
+                          f"longer than Kafka's 249 characters; name the topic in topics.episode_state")
     if len(set(names)) != len(names):
         raise ConfigError(f"topics: input, events, dead_letter and scores must be distinct (episode_state too), "
                           f"got {names}")

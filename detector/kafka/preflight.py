@@ -47,7 +47,10 @@ def check_kafka(config: Config, timeout_s: float = STARTUP_CHECK_S) -> None:
         access = probe_confluent(config.kafka, topics, timeout_s)
     except ImportError:
         access = probe_kafka_python(config.kafka, topics, timeout_s)
-    judge(config.kafka, access, t.input, outputs, state)
+    note = "" if t.episode_state is not None else (
+        f"; the default state topic follows kafka.group_id ({state!r}): to keep an existing one, such as "
+        f"'{t.input}-episode-state', set topics.episode_state")
+    judge(config.kafka, access, t.input, outputs, state, note)
 
 
 def who(k: KafkaConfig) -> str:
@@ -64,8 +67,10 @@ def scrub(k: KafkaConfig, text: str) -> str:
     return text
 
 
-def judge(k: KafkaConfig, access: Access, input_topic: str, outputs: list[str], state: str | None) -> None:
-    """Turn the broker's answer into a refusal (input or state topic not readable) or warnings (outputs)."""
+def judge(k: KafkaConfig, access: Access, input_topic: str, outputs: list[str], state: str | None,
+          state_note: str = "") -> None:
+    """Turn the broker's answer into a refusal (input or state topic not readable) or warnings (outputs);
+    `state_note` ends a refusal on the state topic."""
 
     def may(topic: str, operation: str) -> bool | None:
         ops = access.get(topic)
@@ -73,14 +78,14 @@ def judge(k: KafkaConfig, access: Access, input_topic: str, outputs: list[str], 
             return False
         return None if not ops else operation in ops
 
-    reads = [(input_topic, "the input topic"), *([(state, "the episode-state topic")] if state else [])]
-    for topic, what in reads:
+    reads = [(input_topic, "the input topic", ""), *([(state, "the episode-state topic", state_note)] if state else [])]
+    for topic, what, note in reads:
         if may(topic, "READ") is False:
             why = "to describe it: no ACL on it, or no such topic" if access.get(topic) == DENIED else "READ"
             raise StartupCheckError(
                 f"{who(k)} is not authorised to read {what} {topic!r} (the broker refused {why}): grant the "
                 "principal READ on the topic and on the consumer group kafka.group_id; docs/reliability.md lists "
-                "the ACLs the worker needs")
+                f"the ACLs the worker needs{note}")
     for topic in [*outputs, *([state] if state else [])]:
         if may(topic, "WRITE") is False:
             log.warning("kafka start-up check: %s is not authorised to write to topic %r: its records will be "

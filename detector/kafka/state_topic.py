@@ -27,12 +27,24 @@ def ensure_state_topic(config: Config, reader: StateReader) -> None:
                           f"{config.state_topic!r} needs its partition count (create the input topic first)")
     existing = reader.partitions(config.state_topic)
     if existing is None:
+        _keep_or_leave_the_earlier_default(config, reader)
         _create(config, config.state_topic, inputs)
         log.info("created the episode-state topic %s (%d partitions, compacted)", config.state_topic, inputs)
         return
     if existing != inputs:
         raise ConfigError(f"topics.episode_state: {config.state_topic!r} has {existing} partitions, the input "
                           f"{topics.input!r} has {inputs}; they must match (recreate the state topic)")
+
+
+def _keep_or_leave_the_earlier_default(config: Config, reader: StateReader) -> None:
+    """Before the default followed the consumer group it was "<input>-episode-state". A deployment that relied on it
+    would otherwise start afresh here, its open episodes never closed: it must choose."""
+    earlier = f"{config.topics.input}-episode-state"
+    if config.topics.episode_state is None and reader.partitions(earlier) is not None:
+        raise ConfigError(f"topics.episode_state: the default episode-state topic now follows the consumer group "
+                          f"({config.state_topic!r}) and {earlier!r}, the earlier default, exists: set "
+                          f"topics.episode_state to {earlier!r} to keep its episodes (if only this group used it), "
+                          f"or to {config.state_topic!r} to start afresh")
 
 
 def _create(config: Config, name: str, partitions: int) -> None:

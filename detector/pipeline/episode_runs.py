@@ -80,5 +80,5 @@ def apply_stretch(policy: EpisodePolicy, state: SourceState, run: SourceRun, sta
 def _new_peaks(above: np.ndarray, scores: np.ndarray, peak: float) -> np.ndarray:
     """Where a window above the closing level scores above every earlier one and the episode's peak."""
     masked = np.where(above, scores, -np.inf)
-    before = np.maximum.accumulate(np.concatenate(([peak], masked[:-1])))
+    before = np.fmax.accumulate(np.concatenate(([peak], masked[:-1])))  # fmax: a NaN score is no peak, and no bar
     return masked > before

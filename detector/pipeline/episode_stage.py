@@ -88,7 +88,7 @@ class EpisodeStage:
         named = as_array(batch.ts)[at]  # NaN where the window names no time: its message's timestamp counts
         times = np.where(np.isnan(named), np.array([m.timestamp_ms / 1000.0 for m in runs])[of_run], named)
         rows = as_array(batch.rows, np.int64)[at] if batch.rows else np.full(len(at), -1, np.int64)
-        picked_scores, picked_ratios = np.asarray(scores, dtype=np.float64)[at], ratios[at]
+        picked_scores, picked_ratios = np.asarray(scores, np.float64)[at], np.asarray(ratios, np.float64)[at]
         flagged = np.asarray(anomalous)[at]
         by_source: dict[str, list[int]] = {}  # each source's candidates, in order (indices into `candidates`)
         for k, source in enumerate(sources):

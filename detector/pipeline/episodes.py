@@ -190,8 +190,8 @@ class EpisodeTracker:
             state = self.states[run.source] = SourceState()
         out: list[tuple[int, EpisodeRecord]] = []
         n, k, one_by_one = len(run.offsets), 0, 0
-        if n and not run.ordered_after(state.last_offset, state.last_row):
-            one_by_one = n  # replays among them: the per-window rule recognises each
+        if n < MIN_STRETCH or not run.ordered_after(state.last_offset, state.last_row):
+            one_by_one = n  # a few windows (low rates) are cheaper one by one; replays: the per-window rule knows them
         while k < n:
             if state.episode is not None and k >= one_by_one:
                 stop = plain_stretch(self.policy, state, run, k, now)

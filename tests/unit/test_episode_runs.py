@@ -121,6 +121,20 @@ def test_a_long_open_episode_goes_in_one_stretch_and_still_closes_and_reports_gr
     assert (closed.windows, closed.peak_ratio, closed.end_time) == (302, 3.0, 301.0)
 
 
+def test_a_short_run_goes_one_by_one(monkeypatch: pytest.MonkeyPatch) -> None:
+    """At low rates a source brings a few windows per batch: numpy's per-call cost would exceed the saving."""
+    monkeypatch.setattr(episodes, "apply_stretch", lambda *args: pytest.fail("a short run took the stretch path"))
+    runs = runs_of([[(2.0, 4.0, 1)] * (episodes.MIN_STRETCH - 1)], batched=False)
+    assert same_as_one_by_one(EpisodePolicy(), runs) == [(0, "episode_open")]
+
+
+@pytest.fixture
+def stretches_always(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Short runs go one by one in production (MIN_STRETCH); these small cases must take the stretch path."""
+    monkeypatch.setattr(episodes, "MIN_STRETCH", 1)
+
+
+@pytest.mark.usefixtures("stretches_always")
 def test_an_update_fires_when_the_peak_reaches_exactly_its_growth_target() -> None:
     """2.5 is exactly 1.25 x the reported 2.0: the update goes out on that window, in a stretch as one by one."""
     policy = EpisodePolicy(update_interval_s=0.0)
@@ -128,11 +142,19 @@ def test_an_update_fires_when_the_peak_reaches_exactly_its_growth_target() -> No
     assert same_as_one_by_one(policy, runs) == [(0, "episode_open"), (3, "episode_update")]
 
 
+@pytest.mark.usefixtures("stretches_always")
 def test_a_stretch_with_several_new_peaks_keeps_the_highest() -> None:
     runs = runs_of([[(r, 2 * r, 1) for r in [1.75, 1.5, 2.0, 2.25, 1.5] * 10]], batched=False)
     assert same_as_one_by_one(EpisodePolicy(), runs) == [(0, "episode_open")]
 
 
+@pytest.mark.usefixtures("stretches_always")
+def test_a_nan_score_in_a_stretch_hides_no_later_peak() -> None:
+    runs = runs_of([[(2.0, 4.0, 1), (1.5, float("nan"), 1), (1.5, 6.0, 1), (1.5, 5.0, 1)]], batched=False)
+    assert same_as_one_by_one(EpisodePolicy(), runs) == [(0, "episode_open")]
+
+
+@pytest.mark.usefixtures("stretches_always")
 def test_replayed_windows_in_a_run_change_nothing() -> None:
     tracker = EpisodeTracker(EpisodePolicy(quiet_windows=3))
     first = SourceRun("s", np.zeros(2, np.int64), np.array([10, 11]), np.full(2, -1), np.array([1.0, 2.0]),

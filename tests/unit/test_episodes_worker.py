@@ -7,10 +7,20 @@ import json
 from collections import Counter
 
 import numpy as np
+import pytest
 from prometheus_client import CollectorRegistry
 from test_worker import W, msg, zero_model
 
-from detector.config import BatchConfig, Config, EpisodesConfig, EventsConfig, KafkaConfig, TopicsConfig, WorkerConfig
+from detector.config import (
+    BatchConfig,
+    Config,
+    ConfigError,
+    EpisodesConfig,
+    EventsConfig,
+    KafkaConfig,
+    TopicsConfig,
+    WorkerConfig,
+)
 from detector.kafka.seams import BrokerError
 from detector.ops.health import Health
 from detector.ops.metrics import WorkerMetrics
@@ -190,6 +200,27 @@ def test_each_consumer_group_keeps_its_own_episode_state_unless_one_is_named() -
     assert odd.state_topic == "in-team_a_ml_v2-episode-state"  # only [A-Za-z0-9._-] make a topic name
     named = Config(kafka=KafkaConfig(group_id="g"), topics=TopicsConfig(input="in", episode_state="shared-state"))
     assert named.state_topic == "shared-state"
+    with pytest.raises(ConfigError, match="longer than Kafka's 249 characters"):
+        load_config(None, env={"TSAD_TOPICS_INPUT": "i" * 200, "TSAD_KAFKA_GROUP_ID": "g" * 40})
+
+
+def test_the_earlier_default_state_topic_is_not_left_behind_silently(monkeypatch) -> None:
+    """A deployment that relied on '<input>-episode-state' must choose: keep it, or start afresh; never a new empty
+    topic while its open episodes sit in the old one."""
+    from detector.kafka import state_topic
+
+    created: list = []
+    monkeypatch.setattr(state_topic, "_create", lambda _c, name, n: created.append((name, n)))
+    cfg = Config(topics=TopicsConfig(input="in"))
+    with pytest.raises(ConfigError, match=r"'in-episode-state', the earlier default, exists: set "
+                                          r"topics.episode_state to 'in-episode-state'.*or to 'in-tsad-episode-state'"):
+        state_topic.ensure_state_topic(cfg, _Layout({"in": 4, "in-episode-state": 4}))
+    assert created == []
+    kept = Config(topics=TopicsConfig(input="in", episode_state="in-episode-state"))
+    state_topic.ensure_state_topic(kept, _Layout({"in": 4, "in-episode-state": 4}))
+    fresh = Config(topics=TopicsConfig(input="in", episode_state="in-tsad-episode-state"))
+    state_topic.ensure_state_topic(fresh, _Layout({"in": 4, "in-episode-state": 4}))
+    assert created == [("in-tsad-episode-state", 4)]
 
 
 def test_an_adaptive_threshold_follows_a_source_within_its_bounds() -> None:

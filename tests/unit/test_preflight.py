@@ -108,6 +108,20 @@ def test_no_read_on_the_input_or_state_topic_stops_start_up() -> None:
         judge(SASL, {"in": OK, "ev": OK, "st": frozenset({"DESCRIBE", "WRITE"})}, "in", ["ev"], "st")
 
 
+def test_a_refused_default_state_topic_says_how_to_keep_the_earlier_one(monkeypatch: pytest.MonkeyPatch) -> None:
+    """ACLs written for the earlier default ('<input>-episode-state') refuse the per-group one: the message says so."""
+    monkeypatch.setattr(preflight, "probe_confluent",
+                        lambda k, topics, timeout_s: {t: DENIED if t.endswith("state") else OK for t in topics})
+    config = Config(kafka=KafkaConfig(group_id="tsad"), topics=TopicsConfig(input="windows"))
+    with pytest.raises(StartupCheckError, match=r"'windows-tsad-episode-state'.*to keep an existing one, such as "
+                                                r"'windows-episode-state', set topics.episode_state"):
+        check_kafka(config)
+    named = Config(kafka=KafkaConfig(group_id="tsad"), topics=TopicsConfig(input="windows", episode_state="e-state"))
+    with pytest.raises(StartupCheckError) as refused:
+        check_kafka(named)
+    assert "'e-state'" in str(refused.value) and "set topics.episode_state" not in str(refused.value)
+
+
 def test_no_write_on_an_output_only_warns(caplog: pytest.LogCaptureFixture) -> None:
     with caplog.at_level(logging.WARNING, "tsad.kafka"):
         judge(SASL, {"in": OK, "ev": OK, "sc": DENIED, "dl": frozenset({"DESCRIBE"})}, "in", ["ev", "sc", "dl"], None)
