@@ -165,6 +165,14 @@ class Config:
         group = re.sub(r"[^A-Za-z0-9._-]", "_", self.kafka.group_id)
         return self.topics.episode_state or f"{self.topics.input}-{group}-episode-state"
 
+    @property
+    def written_topics(self) -> list[str]:
+        """Every topic the worker produces to, as configured (events, dead letters, scores, state, shadow)."""
+        t = self.topics
+        return [t.events, t.dead_letter, *([t.scores] if t.scores else []),
+                *([self.state_topic] if self.events.mode != "windows" else []),
+                *([t.shadow_topic] if self.model.shadow_bundle else [])]
+
     def redacted(self) -> dict[str, Any]:
         """The config as a dict with secrets masked: safe to log."""
         out = dataclasses.asdict(self)

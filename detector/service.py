@@ -14,7 +14,7 @@ from prometheus_client import CollectorRegistry
 from detector import __version__
 from detector.config import Config
 from detector.kafka.factory import kafka_clients, state_reader
-from detector.kafka.preflight import check_kafka
+from detector.kafka.preflight import STARTUP_CHECK_S, check_kafka
 from detector.kafka.seams import TopicPartition
 from detector.kafka.state_topic import ensure_state_topic
 from detector.model.bundle import BundleError
@@ -85,6 +85,7 @@ def run(config: Config, stop: threading.Event | None = None, registry: Collector
         source, sink = kafka_clients(config, rebalance)
         stack.callback(sink.close)
         stack.callback(source.close)
+        sink.connect(config.written_topics, STARTUP_CHECK_S)  # the first outputs should not wait for metadata
         shadow = _shadow(config, model)
         watcher = None
         if config.model.reload_interval_s > 0:  # hot reload: a new bundle at the location is swapped in

@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from kafka import KafkaConsumer, KafkaProducer
@@ -158,6 +158,21 @@ class KafkaSink:
         # every record is reported by then: failed at the delivery timeout, or its request timed out after it
         limit_ms = self.config.get("delivery_timeout_ms", 120_000) + self.config.get("request_timeout_ms", 30_000)
         self.watch = DeliveryWatch(limit_ms / 1000, clock)
+
+    def connect(self, topics: Sequence[str], timeout_s: float) -> None:
+        """kafka-python's `send` blocks the loop until a topic's metadata arrives: fetch it now, on a helper thread
+        (`partitions_for` may wait up to max_block_ms for a topic that does not exist) joined for `timeout_s`."""
+
+        def fetch() -> None:
+            for topic in topics:
+                try:
+                    self.producer.partitions_for(topic)
+                except CLIENT_ERRORS as exc:
+                    log.warning("metadata of output topic %s not fetched at start-up: %s", topic, exc)
+
+        helper = threading.Thread(target=fetch, name="tsad-producer-metadata", daemon=True)
+        helper.start()
+        helper.join(timeout_s)
 
     def send(self, record: OutputRecord, on_done: DoneCallback) -> None:
         blocked = self._unavailable.get(record.topic)

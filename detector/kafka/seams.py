@@ -7,7 +7,7 @@ translated here, at the seam, so the loop handles one error type whatever the cl
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import NamedTuple, Protocol
@@ -102,6 +102,10 @@ class Source(Protocol):
 
 class Sink(Protocol):
     def send(self, record: OutputRecord, on_done: DoneCallback) -> None: ...
+
+    def connect(self, topics: Sequence[str], timeout_s: float) -> None:
+        """Connect and fetch the topics' metadata now, so the first records sent do not wait for it (best effort
+        within `timeout_s`, never raises: a topic that cannot be reached fails its records later, as usual)."""
 
     def run_delivery_callbacks(self) -> None:
         """Run the delivery callbacks that are due, on the caller's thread (a no-op for clients that run them on

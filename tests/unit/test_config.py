@@ -184,3 +184,15 @@ def test_metrics_source_labels_is_validated() -> None:
     with pytest.raises(ConfigError, match=r"metrics\.source_labels"):
         load_config(None, env={"TSAD_METRICS_SOURCE_LABELS": "-1"})
     assert load_config(None, env={"TSAD_METRICS_SOURCE_LABELS": "5"}).metrics.source_labels == 5
+
+
+def test_written_topics_are_every_output_the_configuration_enables() -> None:
+    """What the worker connects to at start-up (Sink.connect): scores, state and shadow only when enabled."""
+    from detector.config import EventsConfig, KafkaConfig, ModelConfig, TopicsConfig
+
+    topics = TopicsConfig(input="in", events="ev", dead_letter="dlq")
+    plain = Config(topics=topics, events=EventsConfig(mode="windows"))
+    assert plain.written_topics == ["ev", "dlq"]
+    full = Config(topics=dataclasses.replace(topics, scores="sc"), kafka=KafkaConfig(group_id="g"),
+                  events=EventsConfig(mode="episodes"), model=ModelConfig(shadow_bundle="candidate/"))
+    assert full.written_topics == ["ev", "dlq", "sc", "in-g-episode-state", "ev-shadow"]
