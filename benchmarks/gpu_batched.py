@@ -36,7 +36,7 @@ from detector.config import BatchConfig, Config, EventsConfig, InputConfig, Topi
 from detector.kafka.seams import InputMessage
 from detector.model.bundle import ModelBundle
 from detector.model.scoring import BatchScorer
-from detector.model.serving import ModelIdentity, ServingModel
+from detector.model.serving import ModelIdentity, ServingModel, use_cpu_threads
 from detector.ops.health import Health
 from detector.ops.metrics import WorkerMetrics
 from detector.pipeline.assembly import build_worker
@@ -125,6 +125,8 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=4096, help="windows per batched message")
     parser.add_argument("--batch", type=int, default=65536, help="batch.max_size")
     parser.add_argument("--device", default="cuda")
+    parser.add_argument("--threads", type=int, default=0, help="CPU threads for torch and BLAS, as the worker's "
+                        "model.threads sets them (0: the libraries' defaults)")
     parser.add_argument("--anomalous", type=float, default=None, metavar="SHARE",
                         help="make this share of the windows ones the model flags (default: the generator's "
                         "stream as it comes, ~11%% flagged)")
@@ -136,6 +138,7 @@ def main() -> None:
                         help="also profile one more events-only run and print its N costliest functions")
     args = parser.parse_args()
     n = args.windows // args.rows * args.rows
+    use_cpu_threads(args.threads)
     bundle = ModelBundle.load(train_sample_bundle(Path(tempfile.mkdtemp()) / "bundle"))
     pool = windows_pool(bundle, args.anomalous)
     flagged = float(np.mean(BatchScorer(bundle.scorer(torch.device("cpu"), torch.float32), len(pool), 10)

@@ -42,6 +42,8 @@ class MicroBatcher:
         # the second `take` after it; the loop processes each batch before it takes the next.
         # With `pinned` (a model on CUDA) they are page-locked, so the scorer copies a batch to the device directly.
         self._buffers = [_matrix(max_size, window, pinned) for _ in range(2)]
+        # Into pinned memory torch copies on its intra-op threads (model.threads); numpy's copy is one core's memcpy
+        self._assign = _torch_copy if pinned else None
         self._buffer = self._buffers[0]
         self._n = 0
         self._messages: list[Sequence[InputMessage]] = []  # the parts given to `add`, per field
@@ -67,7 +69,7 @@ class MicroBatcher:
             return 0
         if n == 0:
             self._first_at = self.clock()
-        copy_rows(self._buffer[n : n + take], windows[:take])
+        copy_rows(self._buffer[n : n + take], windows[:take], self._assign)
         self._n += take
         whole = take == len(messages)
         self._messages.append(messages if whole else messages[:take])
@@ -116,3 +118,9 @@ def _matrix(rows: int, width: int, pinned: bool) -> np.ndarray:
 
     return torch.empty((rows, width), dtype=torch.float32, pin_memory=True).numpy()
 
+
+
+def _torch_copy(out: np.ndarray, rows: np.ndarray) -> None:
+    import torch
+
+    torch.from_numpy(out).copy_(torch.from_numpy(rows))

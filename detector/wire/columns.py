@@ -11,7 +11,7 @@ the hot path reads them whole (`message_runs`, `to_arrow`) without per-window wo
 from __future__ import annotations
 
 from bisect import bisect_right
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from itertools import accumulate, chain, repeat
 from typing import Any, TypeVar, overload
 
@@ -188,10 +188,13 @@ class RowBlocks:
                 out.append(block[lo:hi])
         return RowBlocks(out, self.width)
 
-    def copy_into(self, out: np.ndarray) -> None:
-        """Write the rows into `out` ([len(self), width])."""
+    def copy_into(self, out: np.ndarray, assign: Callable[[np.ndarray, np.ndarray], None] | None = None) -> None:
+        """Write the rows into `out` ([len(self), width]), block by block with `assign(part, block)`."""
         for block, begin in zip(self.blocks, self._starts, strict=False):
-            out[begin : begin + len(block)] = block
+            if assign is None:
+                out[begin : begin + len(block)] = block
+            else:
+                assign(out[begin : begin + len(block)], block)
 
     def __array__(self, dtype: Any = None, copy: Any = None) -> np.ndarray:
         out = np.empty((len(self), self.width), dtype=np.float32)
@@ -199,12 +202,15 @@ class RowBlocks:
         return out if dtype is None else out.astype(dtype)
 
 
-def copy_rows(out: np.ndarray, rows: np.ndarray | RowBlocks) -> None:
-    """out[:] = rows, for a matrix or row blocks alike."""
+def copy_rows(out: np.ndarray, rows: np.ndarray | RowBlocks,
+              assign: Callable[[np.ndarray, np.ndarray], None] | None = None) -> None:
+    """out[:] = rows, for a matrix or row blocks alike (with `assign(part, block)` when given)."""
     if isinstance(rows, RowBlocks):
-        rows.copy_into(out)
-    else:
+        rows.copy_into(out, assign)
+    elif assign is None:
         out[:] = rows
+    else:
+        assign(out, rows)
 
 
 def concat(parts: Sequence[Sequence[T]]) -> Sequence[T]:

@@ -141,3 +141,17 @@ def test_row_blocks_read_like_the_joined_matrix():
     out = np.zeros((4, 3), np.float32)
     copy_rows(out, rows[1:5])
     np.testing.assert_array_equal(out, joined[1:5])
+
+
+def test_row_blocks_copied_by_torch_land_where_numpy_puts_them():
+    """The copy a CUDA batcher uses into pinned memory (torch's threads): block by block, same rows, same places."""
+    from detector.pipeline.batching import _torch_copy
+
+    rng = np.random.default_rng(1)
+    blocks = [rng.normal(size=(n, 5)).astype(np.float32) for n in (3, 0, 4, 2)]
+    for rows in (RowBlocks(blocks, 5)[1:8], np.concatenate(blocks)[2:9]):
+        by_numpy, by_torch = np.zeros((7, 5), np.float32), np.zeros((7, 5), np.float32)
+        copy_rows(by_numpy, rows)
+        copy_rows(by_torch, rows, _torch_copy)
+        np.testing.assert_array_equal(by_torch, by_numpy)
+        assert by_torch.any()

@@ -162,3 +162,27 @@ def test_promote_verifies_then_swaps_the_pointer_atomically(tmp_path: Path) -> N
     with pytest.raises(BundleError, match="not valid JSON"):
         promote(broken, link)
     assert link.resolve() == (tmp_path / "versions" / "a").resolve()  # the pointer never moved to it
+
+
+def test_model_threads_size_torch_and_then_blas_alike() -> None:
+    """model.threads: 1 sets torch alone (BLAS keeps its pool: no torch pool to spin against); more sets both, so
+    the pinned-memory copy (torch) and the NaN check (BLAS) do not each start a pool as large as the node."""
+    import torch
+    from threadpoolctl import threadpool_info, threadpool_limits
+
+    from detector.model.serving import use_cpu_threads
+
+    def blas() -> list[int]:
+        return [p["num_threads"] for p in threadpool_info() if p["user_api"] == "blas"]
+
+    before = torch.get_num_threads()
+    with threadpool_limits(limits=3, user_api="blas"):  # restored on leaving, whatever use_cpu_threads did
+        try:
+            use_cpu_threads(1)
+            assert torch.get_num_threads() == 1 and set(blas()) == {3}
+            use_cpu_threads(2)
+            assert torch.get_num_threads() == 2 and set(blas()) == {2}
+            use_cpu_threads(0)  # the libraries decide: nothing is changed
+            assert torch.get_num_threads() == 2 and set(blas()) == {2}
+        finally:
+            torch.set_num_threads(before)
