@@ -23,6 +23,7 @@ import tempfile
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -152,13 +153,24 @@ def naive_loop(bootstrap: str, topic: str, bundle_path: Path, n: int, fmt: str) 
     return n / seconds
 
 
-def paced_send(bootstrap: str, topic: str, payloads: list[tuple[bytes, list, bytes]], rate: float) -> float:
+def paced_send(bootstrap: str, topic: str, payloads: list[tuple[bytes, list, bytes]], rate: float,
+               through: Callable[[], bool] | None = None) -> float:
     """Send pre-encoded (value, headers, key) at `rate` per second from a librdkafka producer; returns the rate
-    achieved (message i leaves at start + i / rate)."""
+    achieved (message i leaves at start + i / rate). With `through`, the first payload is first sent alone as a
+    probe, and the clock starts once `through()` says it came out the other end."""
     producer = Producer({"bootstrap.servers": bootstrap, "linger.ms": 1, "acks": 1})
-    # connected, with the topic's metadata, before the clock starts: a fresh producer otherwise holds its first
-    # records ~100 ms (1% of a 10 s run: the load generator's cold start, not the worker, sat at p99)
-    producer.list_topics(topic, timeout=10)
+    if through is not None:
+        # Every link of the path connected and fetching before the clock starts: a fresh producer holds its first
+        # records while it connects and fetches metadata, a fresh consumer while it joins and looks up its offsets
+        # (50-100 ms here), and at 100 batched messages a second the first 10 messages are the p99
+        value, headers, key = payloads[0]
+        producer.produce(topic, value, key, headers=headers or None)
+        producer.flush(30)
+        deadline = time.monotonic() + 60
+        while not through():
+            if time.monotonic() > deadline:
+                raise AssertionError("the probe message did not come through the worker within 60 s")
+            time.sleep(0.005)
     start = time.monotonic()
     for i, (value, headers, key) in enumerate(payloads):
         delay = start + i / rate - time.monotonic()
@@ -178,7 +190,7 @@ def latency(tmp: Path, bootstrap: str, bundle: Path, rate: float, seconds: float
     """Offered load `rate` windows/s for `seconds`; a live downstream consumer (read_committed for exactly-once)
     records when each window's score record becomes visible, against the input's Kafka timestamp. With fmt 'batch'
     a message carries `rows` windows and its latency is that of its *last* score record (with `scores_format`
-    arrow, of its one score record)."""
+    arrow, of its one score record). The clock starts once a probe message has come through (paced_send)."""
     tag = uuid.uuid4().hex[:6]
     topics: dict[str, str | None] = {"input": f"lat-in-{tag}", "events": f"lat-ev-{tag}",
                                      "dead_letter": f"lat-dlq-{tag}", "scores": f"lat-sc-{tag}"}
@@ -201,8 +213,9 @@ def latency(tmp: Path, bootstrap: str, bundle: Path, rate: float, seconds: float
                              "auto.offset.reset": "earliest", "fetch.wait.max.ms": 5,
                              "isolation.level": "read_committed" if exactly_once else "read_uncommitted"})
         consumer.subscribe([str(topics["scores"])], on_assign=lambda *_: subscribed.set())
-        # stops once every input message has a time: the last batched messages may be timed at an early record
-        while not stop.is_set() and len(seen) < n:
+        # stops once every input message (and the probe) has a time: the last batched messages may be timed at an
+        # early record
+        while not stop.is_set() and len(seen) < n + 1:
             first = consumer.poll(0.1)  # as soon as one arrives (consume(n, t) would wait for n or t)
             got = [first, *consumer.consume(1000, 0)] if first is not None else []
             now = time.time() * 1000
@@ -218,9 +231,13 @@ def latency(tmp: Path, bootstrap: str, bundle: Path, rate: float, seconds: float
         w.wait_ready()
         watcher.start()
         subscribed.wait(30)
-        achieved = paced_send(bootstrap, str(topics["input"]), payloads, rate / per_message) * per_message
+        achieved = paced_send(bootstrap, str(topics["input"]), payloads, rate / per_message,
+                              through=lambda: 0 in seen) * per_message
         watcher.join(timeout=120)
-        inputs = {m.offset: m.timestamp for m in read_topic(bootstrap, str(topics["input"]), n, timeout=60)}
+        # offset 0 is the probe that opened the path (paced_send), not part of the measurement
+        inputs = {m.offset: m.timestamp for m in read_topic(bootstrap, str(topics["input"]), n + 1, timeout=60)
+                  if m.offset > 0}
+        seen.pop(0, None)
         assert w.terminate() == 0
     finally:
         stop.set()
