@@ -23,6 +23,7 @@ import gc
 import pstats
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -32,7 +33,7 @@ from harness import train_sample_bundle
 from prometheus_client import CollectorRegistry
 from worker_loop import AckingSink
 
-from detector.config import BatchConfig, Config, EventsConfig, InputConfig, TopicsConfig, WorkerConfig
+from detector.config import BatchConfig, Config, EventsConfig, InputConfig, ModelConfig, TopicsConfig, WorkerConfig
 from detector.kafka.seams import InputMessage
 from detector.model.bundle import ModelBundle
 from detector.model.scoring import BatchScorer
@@ -88,15 +89,24 @@ def json_messages(pool: np.ndarray, n: int) -> list[InputMessage]:
             for i in range(n)]
 
 
-def run(bundle: ModelBundle, device: str, batch: int, fmt: str, inputs: list[InputMessage], windows: int,
+@dataclass(frozen=True)
+class Setup:
+    device: str
+    batch: int  # batch.max_size
+    threads: int  # model.threads (the batcher copies into pinned memory on torch's threads when above 1)
+
+
+def run(bundle: ModelBundle, setup: Setup, fmt: str, inputs: list[InputMessage], windows: int,
         scores: str | None, mode: str = "windows") -> float:
+    device, batch = setup.device, setup.batch
     source = MemorySource()
     source.add(inputs)
     config = Config(input=InputConfig(format=fmt, max_batch_bytes=64 << 20),
                     topics=TopicsConfig(input="in", events="ev", dead_letter="dlq", scores="sc" if scores else None),
                     batch=BatchConfig(max_size=batch, max_wait_ms=20, max_in_flight=4 * batch),
                     worker=WorkerConfig(max_poll_records=64 if fmt == "batch" else 8192, commit_interval_ms=1000),
-                    events=EventsConfig(mode=mode, scores_format=scores or "json"))
+                    events=EventsConfig(mode=mode, scores_format=scores or "json"),
+                    model=ModelConfig(threads=setup.threads))
     model = ServingModel(ModelIdentity(bundle.name, bundle.version),
                          BatchScorer(bundle.scorer(torch.device(device), torch.float32), batch, 10),
                          bundle.threshold, bundle.window, pinned=device.startswith("cuda"))
@@ -125,8 +135,8 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=4096, help="windows per batched message")
     parser.add_argument("--batch", type=int, default=65536, help="batch.max_size")
     parser.add_argument("--device", default="cuda")
-    parser.add_argument("--threads", type=int, default=0, help="CPU threads for torch and BLAS, as the worker's "
-                        "model.threads sets them (0: the libraries' defaults)")
+    parser.add_argument("--threads", type=int, default=0, help="model.threads: torch's CPU threads and above 1 "
+                        "BLAS's too, and the batcher's copy into pinned memory on them (0: the libraries' defaults)")
     parser.add_argument("--anomalous", type=float, default=None, metavar="SHARE",
                         help="make this share of the windows ones the model flags (default: the generator's "
                         "stream as it comes, ~11%% flagged)")
@@ -139,6 +149,7 @@ def main() -> None:
     args = parser.parse_args()
     n = args.windows // args.rows * args.rows
     use_cpu_threads(args.threads)
+    setup = Setup(args.device, args.batch, args.threads)
     bundle = ModelBundle.load(train_sample_bundle(Path(tempfile.mkdtemp()) / "bundle"))
     pool = windows_pool(bundle, args.anomalous)
     flagged = float(np.mean(BatchScorer(bundle.scorer(torch.device("cpu"), torch.float32), len(pool), 10)
@@ -150,10 +161,10 @@ def main() -> None:
     if args.json:
         inputs = json_messages(pool, args.json)
         warm = min(50_000, args.json)
-        run(bundle, args.device, args.batch, "json", inputs[:warm], warm, None)  # untimed warm-up
-        json_rates = [("worker, per-window JSON, events only", run(bundle, args.device, args.batch, "json", inputs,
+        run(bundle, setup, "json", inputs[:warm], warm, None)  # untimed warm-up
+        json_rates = [("worker, per-window JSON, events only", run(bundle, setup, "json", inputs,
                                                                     args.json, None)),
-                      ("worker, per-window JSON, all scores (JSON)", run(bundle, args.device, args.batch, "json",
+                      ("worker, per-window JSON, all scores (JSON)", run(bundle, setup, "json",
                                                                          inputs, args.json, "json"))]
     if args.json_only:
         import detector.wire.windows as decoder_tree
@@ -164,15 +175,15 @@ def main() -> None:
         for name, rate in json_rates:
             print(f"| {name} | {rate:,.0f} | {rate / limit:.3f} |")
         return
-    per_window = run(bundle, args.device, args.batch, "f32", per_window_messages(pool, args.per_window),
+    per_window = run(bundle, setup, "f32", per_window_messages(pool, args.per_window),
                      args.per_window, "json")
     batched = messages(pool, n, args.rows)
     # untimed, once over the whole stream: the first pass over it ran at half speed in every run (allocator and
     # page set-up of the first large batches), which is not the loop's steady state
-    run(bundle, args.device, args.batch, "batch", batched, n, None)
-    events_only = run(bundle, args.device, args.batch, "batch", batched, n, None)
-    arrow = run(bundle, args.device, args.batch, "batch", batched, n, "arrow")
-    episodes = run(bundle, args.device, args.batch, "batch", batched, n, None, mode="episodes")
+    run(bundle, setup, "batch", batched, n, None)
+    events_only = run(bundle, setup, "batch", batched, n, None)
+    arrow = run(bundle, setup, "batch", batched, n, "arrow")
+    episodes = run(bundle, setup, "batch", batched, n, None, mode="episodes")
     print(f"device: {label}, torch {torch.__version__}; {n:,} windows in messages of {args.rows}, "
           f"batch.max_size {args.batch}, flagged by the model {flagged:.3%}\n")
     print("| run | windows/s | share of the pinned H2D limit | vs per-window f32 |")
@@ -186,7 +197,7 @@ def main() -> None:
     if args.profile:
         profiler = cProfile.Profile()
         profiler.enable()
-        rate = run(bundle, args.device, args.batch, "batch", batched, n, None)
+        rate = run(bundle, setup, "batch", batched, n, None)
         profiler.disable()
         print(f"\nProfile of one more events-only run ({rate:,.0f} windows/s under the profiler), by own time:\n")
         pstats.Stats(profiler).sort_stats("tottime").print_stats(args.profile)

@@ -1,6 +1,7 @@
 """Latency at a fixed offered load, repeated: `--runs` runs of `--repeats` measurements per input format, each
 measurement a fresh worker process on a fresh topic (input Kafka timestamp to the score record reaching a live
-downstream consumer; with batched input, a message's last score record).
+downstream consumer; with batched input, a message's last score record). The clock starts once one probe message
+(left out of the figures) has come through: load generator, worker and downstream consumer all connected.
 
     python benchmarks/latency.py [--rate 10000] [--seconds 10] [--formats f32,json,batch,batch-arrow] [--rows 100]
                                  [--runs 3] [--repeats 3] [--client confluent]
@@ -63,8 +64,8 @@ def main() -> None:
     report = Report("latency")
     report.line(f"Latency at {args.rate:,.0f} windows/s offered for {args.seconds:g} s, {args.client}, "
                 f"at-least-once, all-scores mode, batch max_wait {args.max_wait_ms:g} ms, producer linger "
-                f"{args.linger_ms} ms; {args.runs} runs (each on a fresh broker) of {args.repeats} (ms; 'messages' "
-                "counts input messages seen downstream):")
+                f"{args.linger_ms} ms; {args.runs} runs (each on a fresh broker) of {args.repeats}, each timed from "
+                "after a probe message came through (ms; 'messages' counts input messages seen downstream):")
     report.line()
     report.table(["run", "repeat", "input", "achieved windows/s", "messages", "p50", "p95", "p99", "max",
                   "p99 after the first second"], rows)

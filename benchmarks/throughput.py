@@ -154,12 +154,12 @@ def naive_loop(bootstrap: str, topic: str, bundle_path: Path, n: int, fmt: str) 
 
 
 def paced_send(bootstrap: str, topic: str, payloads: list[tuple[bytes, list, bytes]], rate: float,
-               through: Callable[[], bool] | None = None) -> float:
+               came_through: Callable[[], bool] | None = None) -> float:
     """Send pre-encoded (value, headers, key) at `rate` per second from a librdkafka producer; returns the rate
-    achieved (message i leaves at start + i / rate). With `through`, the first payload is first sent alone as a
-    probe, and the clock starts once `through()` says it came out the other end."""
+    achieved (message i leaves at start + i / rate). With `came_through`, the first payload is first sent alone as a
+    probe, and the clock starts once `came_through()` says it came out the other end."""
     producer = Producer({"bootstrap.servers": bootstrap, "linger.ms": 1, "acks": 1})
-    if through is not None:
+    if came_through is not None:
         # Every link of the path connected and fetching before the clock starts: a fresh producer holds its first
         # records while it connects and fetches metadata, a fresh consumer while it joins and looks up its offsets
         # (50-100 ms here), and at 100 batched messages a second the first 10 messages are the p99
@@ -167,7 +167,7 @@ def paced_send(bootstrap: str, topic: str, payloads: list[tuple[bytes, list, byt
         producer.produce(topic, value, key, headers=headers or None)
         producer.flush(30)
         deadline = time.monotonic() + 60
-        while not through():
+        while not came_through():
             if time.monotonic() > deadline:
                 raise AssertionError("the probe message did not come through the worker within 60 s")
             time.sleep(0.005)
@@ -232,7 +232,7 @@ def latency(tmp: Path, bootstrap: str, bundle: Path, rate: float, seconds: float
         watcher.start()
         subscribed.wait(30)
         achieved = paced_send(bootstrap, str(topics["input"]), payloads, rate / per_message,
-                              through=lambda: 0 in seen) * per_message
+                              came_through=lambda: 0 in seen) * per_message
         watcher.join(timeout=120)
         # offset 0 is the probe that opened the path (paced_send), not part of the measurement
         inputs = {m.offset: m.timestamp for m in read_topic(bootstrap, str(topics["input"]), n + 1, timeout=60)

@@ -82,10 +82,10 @@ class ModelConfig:
     device: str = "auto"  # auto | cpu | cuda | cuda:N
     dtype: str = "float32"  # float32 | bfloat16
     warmup_batches: int = 3
-    # CPU threads for torch (intra-op) and numpy's BLAS. 1 by default: the model is small, and extra threads spin
-    # against the broker client's own threads and the pod's CPU limit (each library would otherwise start one per
-    # core of the node). 0: the libraries decide. On a GPU with batched input they copy batches into pinned memory:
-    # 8 measured best on a 16-core H200 host, all 16 four times slower (docs/performance.md §6).
+    # CPU threads of torch (intra-op), and above 1 of numpy's BLAS too. 1 by default: the model is small, and extra
+    # threads spin against the broker client's own threads and the pod's CPU limit (torch would otherwise start one
+    # per core of the node). 0: the libraries decide. Above 1 on a GPU, torch also copies batches into pinned
+    # memory on them: 8 measured best on a 16-core H200 host (docs/performance.md §6).
     threads: int = 1
     reload_interval_s: float = 2.0  # how often the bundle location is checked for a new bundle; 0: never (restart)
     shadow_bundle: str | None = None  # a candidate scored beside the live model; its verdicts go to topics.shadow
@@ -169,10 +169,11 @@ class Config:
 
     @property
     def written_topics(self) -> list[str]:
-        """Every topic the worker produces to, as configured (events, dead letters, scores, state, shadow)."""
+        """Every topic the worker produces to, as configured, the ones written most first (events, scores, state,
+        dead letters, shadow verdicts)."""
         t = self.topics
-        return [t.events, t.dead_letter, *([t.scores] if t.scores else []),
-                *([self.state_topic] if self.events.mode != "windows" else []),
+        return [t.events, *([t.scores] if t.scores else []),
+                *([self.state_topic] if self.events.mode != "windows" else []), t.dead_letter,
                 *([t.shadow_topic] if self.model.shadow_bundle else [])]
 
     def redacted(self) -> dict[str, Any]:

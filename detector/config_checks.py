@@ -98,7 +98,7 @@ def validate(c: Config) -> None:
     if c.model.reload_interval_s < 0 or c.model.drift_window < 1:
         raise ConfigError("model.reload_interval_s: must be >= 0 (0: no hot reload); model.drift_window: >= 1")
     if c.model.threads < 0:
-        raise ConfigError(f"model.threads: must be 0 (torch decides) or a positive count, got {c.model.threads}")
+        raise ConfigError(f"model.threads: must be 0 (the libraries decide) or a positive count, got {c.model.threads}")
     if not (c.model.device in ("auto", "cpu", "cuda") or c.model.device.startswith("cuda:")):
         raise ConfigError(f"model.device: must be auto, cpu, cuda or cuda:N, got {c.model.device!r}")
     _positive("events.segments", c.events.segments)

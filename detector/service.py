@@ -14,12 +14,12 @@ from prometheus_client import CollectorRegistry
 from detector import __version__
 from detector.config import Config
 from detector.kafka.factory import kafka_clients, state_reader
-from detector.kafka.preflight import STARTUP_CHECK_S, check_kafka
+from detector.kafka.preflight import check_kafka
 from detector.kafka.seams import TopicPartition
 from detector.kafka.state_topic import ensure_state_topic
 from detector.model.bundle import BundleError
 from detector.model.reload import BundleWatcher
-from detector.model.serving import ServingModel, load_serving_model
+from detector.model.serving import ServingModel, load_serving_model, use_cpu_threads
 from detector.ops.health import Health
 from detector.ops.http_server import make_server, serve_in_background
 from detector.ops.metrics import WorkerMetrics
@@ -28,6 +28,8 @@ from detector.pipeline.worker import Worker
 from detector.wire.batch import warm_up as warm_arrow
 
 log = logging.getLogger("tsad.service")
+
+CONNECT_TIMEOUT_S = 5.0  # connecting the producer to its topics is an optimisation: start-up does not wait longer
 
 
 class _Rebalance:
@@ -64,6 +66,7 @@ def run(config: Config, stop: threading.Event | None = None, registry: Collector
         serve_in_background(server)
         log.info("serving /metrics, /healthz, /readyz on %s:%d", config.http.host, server.server_address[1])
 
+        use_cpu_threads(config.model.threads)
         model, device = load_serving_model(config)
         if config.input.format in ("batch", "auto") or config.events.scores_format == "arrow":
             warm_arrow(model.width)  # before readiness: the first batched message should not pay pyarrow's set-up
@@ -74,7 +77,7 @@ def run(config: Config, stop: threading.Event | None = None, registry: Collector
         if created is not None:
             metrics.model_created.set(created)
         health.model_ready = True
-        check_kafka(config)  # reachable, TLS, login, topic ACLs: a problem stops start-up here, named (exit 2)
+        writable = check_kafka(config)  # reachable, TLS, login, topic ACLs: a problem stops start-up here (exit 2)
 
         state = None
         if config.events.mode != "windows":  # episodes: their state topic, checked (or created) before joining
@@ -85,7 +88,7 @@ def run(config: Config, stop: threading.Event | None = None, registry: Collector
         source, sink = kafka_clients(config, rebalance)
         stack.callback(sink.close)
         stack.callback(source.close)
-        sink.connect(config.written_topics, STARTUP_CHECK_S)  # the first outputs should not wait for metadata
+        sink.connect(writable, CONNECT_TIMEOUT_S)  # the first outputs should not wait for metadata
         shadow = _shadow(config, model)
         watcher = None
         if config.model.reload_interval_s > 0:  # hot reload: a new bundle at the location is swapped in

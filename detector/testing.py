@@ -131,11 +131,10 @@ class MemorySink(_Failures):
     acked: list[OutputRecord] = field(default_factory=list)
     pending: list[tuple[OutputRecord, DoneCallback]] = field(default_factory=list)
     closed: bool = False
-    connected_topics: list[str] = field(default_factory=list)  # what `connect` was asked to prepare
     _failures: dict[str, BrokerError] = field(default_factory=dict)
 
     def connect(self, topics: Sequence[str], timeout_s: float) -> None:
-        self.connected_topics = list(topics)
+        """Nothing to connect: records are kept in memory."""
 
     def send(self, record: OutputRecord, on_done: DoneCallback) -> None:
         self.sent.append(record)

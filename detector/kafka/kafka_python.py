@@ -167,7 +167,7 @@ class KafkaSink:
             for topic in topics:
                 try:
                     self.producer.partitions_for(topic)
-                except CLIENT_ERRORS as exc:
+                except Exception as exc:
                     log.warning("metadata of output topic %s not fetched at start-up: %s", topic, exc)
 
         helper = threading.Thread(target=fetch, name="tsad-producer-metadata", daemon=True)

@@ -36,12 +36,13 @@ class StartupCheckError(BrokerError):
     """The worker cannot use Kafka as configured; the message names the problem (never a secret)."""
 
 
-def check_kafka(config: Config, timeout_s: float = STARTUP_CHECK_S) -> None:
+def check_kafka(config: Config, timeout_s: float = STARTUP_CHECK_S) -> list[str]:
     """Raise StartupCheckError unless the cluster accepts the worker's connection and login and its principal may
-    read the input (and episode-state) topic, within `timeout_s`; warn about output topics it may not write."""
+    read the input (and episode-state) topic, within `timeout_s`; warn about output topics it may not write (or
+    that do not exist). Returns the written topics not refused, in `Config.written_topics` order."""
     t = config.topics
-    outputs = [t.events, t.dead_letter, *([t.scores] if t.scores else [])]
     state = config.state_topic if config.events.mode != "windows" else None
+    outputs = [topic for topic in config.written_topics if topic != state]
     topics = [t.input, *outputs, *([state] if state else [])]
     try:
         access = probe_confluent(config.kafka, topics, timeout_s)
@@ -50,7 +51,8 @@ def check_kafka(config: Config, timeout_s: float = STARTUP_CHECK_S) -> None:
     note = "" if t.episode_state is not None else (
         f"; the default state topic follows kafka.group_id ({state!r}): to keep an existing one, such as "
         f"'{t.input}-episode-state', set topics.episode_state")
-    judge(config.kafka, access, t.input, outputs, state, note)
+    refused = judge(config.kafka, access, t.input, outputs, state, note)
+    return [topic for topic in config.written_topics if topic not in refused]
 
 
 def who(k: KafkaConfig) -> str:
@@ -68,9 +70,10 @@ def scrub(k: KafkaConfig, text: str) -> str:
 
 
 def judge(k: KafkaConfig, access: Access, input_topic: str, outputs: list[str], state: str | None,
-          state_note: str = "") -> None:
+          state_note: str = "") -> set[str]:
     """Turn the broker's answer into a refusal (input or state topic not readable) or warnings (outputs);
-    `state_note` ends a refusal on the state topic."""
+    `state_note` ends a refusal on the state topic. Returns the topics whose WRITE was refused (or that are not
+    there)."""
 
     def may(topic: str, operation: str) -> bool | None:
         ops = access.get(topic)
@@ -86,11 +89,13 @@ def judge(k: KafkaConfig, access: Access, input_topic: str, outputs: list[str], 
                 f"{who(k)} is not authorised to read {what} {topic!r} (the broker refused {why}): grant the "
                 "principal READ on the topic and on the consumer group kafka.group_id; docs/reliability.md lists "
                 f"the ACLs the worker needs{note}")
+    refused = {topic for topic in [*outputs, *([state] if state else [])] if may(topic, "WRITE") is False}
     for topic in [*outputs, *([state] if state else [])]:
-        if may(topic, "WRITE") is False:
+        if topic in refused:
             log.warning("kafka start-up check: %s is not authorised to write to topic %r: its records will be "
                         "refused and their input windows stay uncommitted until WRITE is granted", who(k), topic)
     log.info("kafka start-up check passed: %s may read %r", who(k), input_topic)
+    return refused
 
 
 # --- librdkafka -------------------------------------------------------------------------------------------------

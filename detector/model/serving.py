@@ -52,10 +52,10 @@ class ServingModel:
 
 
 def use_cpu_threads(n: int) -> None:
-    """`model.threads`: torch's intra-op threads (0: torch decides). When torch runs a pool (n > 1), numpy's BLAS
-    gets the same count: on CUDA torch copies batches into pinned memory while BLAS checks rows for NaN, and two
-    pools each as large as the node spin against each other (4x slower on a 16-core H200 host than 8 threads each;
-    docs/performance.md §6)."""
+    """`model.threads`, set once at start-up: torch's intra-op threads (0: the libraries decide). When torch runs a
+    pool (n > 1), numpy's BLAS gets the same count: on CUDA torch then copies batches into pinned memory while BLAS
+    checks rows for NaN, and two pools each as large as the node spin against each other (4x slower on a 16-core
+    H200 host than 8 threads each; docs/performance.md §6)."""
     if n > 0:
         torch.set_num_threads(n)
     if n > 1:
@@ -66,7 +66,6 @@ def load_serving_model(config: Config, path: str | None = None) -> tuple[Serving
     """Load and verify the bundle (the configured one unless `path` names another), place it on its device and
     warm it up (raises BundleError)."""
     bundle = ModelBundle.load(path or config.model.bundle)
-    use_cpu_threads(config.model.threads)
     device = resolve_device(config.model.device)
     dtype = torch.bfloat16 if config.model.dtype == "bfloat16" else torch.float32
     scorer = BatchScorer(bundle.scorer(device, dtype), config.batch.max_size, config.events.segments)

@@ -36,7 +36,8 @@ def build_worker(*, config: Config, source: Source, sink: Sink, model: ServingMo
     """`state` reads the episode-state topic (needed unless events.mode is `windows`); `watcher` prepares new
     bundles for hot reload; `shadow` is a candidate model scored beside the live one."""
     batch, worker = config.batch, config.worker
-    batcher = MicroBatcher(model.width, batch.max_size, batch.max_wait_ms / 1000.0, clock, pinned=model.pinned)
+    batcher = MicroBatcher(model.width, batch.max_size, batch.max_wait_ms / 1000.0, clock, pinned=model.pinned,
+                           copy_threads=config.model.threads)
     tracker = OffsetTracker()
     policy = ErrorPolicy(config.topics.dead_letter, metrics, clock)
     latencies = Latencies(metrics.end_to_end_seconds)

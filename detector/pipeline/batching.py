@@ -32,7 +32,7 @@ class Batch:
 
 class MicroBatcher:
     def __init__(self, window: int, max_size: int, max_wait_s: float, clock: Callable[[], float],
-                 pinned: bool = False) -> None:
+                 pinned: bool = False, copy_threads: int = 1) -> None:
         self.window = window
         self.max_size = max_size
         self.max_wait_s = max_wait_s
@@ -42,8 +42,9 @@ class MicroBatcher:
         # the second `take` after it; the loop processes each batch before it takes the next.
         # With `pinned` (a model on CUDA) they are page-locked, so the scorer copies a batch to the device directly.
         self._buffers = [_matrix(max_size, window, pinned) for _ in range(2)]
-        # Into pinned memory torch copies on its intra-op threads (model.threads); numpy's copy is one core's memcpy
-        self._assign = _torch_copy if pinned else None
+        # numpy's copy is one core's memcpy; into pinned memory, with `copy_threads` > 1 (model.threads, the size of
+        # torch's pool), torch copies large blocks on its threads
+        self._copy = _threaded_copy() if pinned and copy_threads > 1 else None
         self._buffer = self._buffers[0]
         self._n = 0
         self._messages: list[Sequence[InputMessage]] = []  # the parts given to `add`, per field
@@ -69,7 +70,7 @@ class MicroBatcher:
             return 0
         if n == 0:
             self._first_at = self.clock()
-        copy_rows(self._buffer[n : n + take], windows[:take], self._assign)
+        copy_rows(self._buffer[n : n + take], windows[:take], self._copy)
         self._n += take
         whole = take == len(messages)
         self._messages.append(messages if whole else messages[:take])
@@ -119,8 +120,17 @@ def _matrix(rows: int, width: int, pinned: bool) -> np.ndarray:
     return torch.empty((rows, width), dtype=torch.float32, pin_memory=True).numpy()
 
 
+THREADED_COPY_MIN = 32_768  # values: below torch's grain size its copy runs on one thread anyway, at a higher cost
 
-def _torch_copy(out: np.ndarray, rows: np.ndarray) -> None:
-    import torch
 
-    torch.from_numpy(out).copy_(torch.from_numpy(rows))
+def _threaded_copy() -> Callable[[np.ndarray, np.ndarray], None]:
+    """out[:] = rows, large blocks by torch on its intra-op threads (3x numpy's one core on a 16-core host)."""
+    import torch  # only a CUDA worker copies this way
+
+    def copy(out: np.ndarray, rows: np.ndarray) -> None:
+        if rows.size < THREADED_COPY_MIN:
+            out[:] = rows
+        else:
+            torch.from_numpy(out).copy_(torch.from_numpy(rows))
+
+    return copy

@@ -111,6 +111,29 @@ def test_sink_acknowledges_every_record(backend) -> None:
     assert len(done) == 20 and all(error is None for _, error in done)
 
 
+@pytest.mark.parametrize("transactional", [False, True])
+def test_connect_is_bounded_never_raises_and_leaves_a_sink_that_sends(backend, transactional: bool) -> None:
+    """Sink.connect (at start-up, so the first records do not wait for metadata): within its time limit even for a
+    topic that does not exist (kafka-python's partitions_for would wait max_block_ms for it), never raising."""
+    topic, source = _started(backend, 1, exactly_once=transactional)
+    sink = backend.sink(transactional=transactional, source=source if transactional else None)
+    out_topic = backend.topic("connected")
+    began = time.monotonic()
+    sink.connect([out_topic, f"{out_topic}-missing"], 1.0)
+    assert time.monotonic() - began < 1.0 + 0.5
+    if backend.name == "kafka-python":  # its metadata cache is visible: the existing topic's partitions are known
+        assert sink.producer._metadata.partitions_for_topic(out_topic) == {0}  # type: ignore[attr-defined]
+    done: list[Exception | None] = []
+    ref = InputMessage(topic, 0, 0, None, b"", [], 0)
+    sink.send(OutputRecord("score", out_topic, b"k", b"v", [], ref), lambda _r, e: done.append(e))
+    sink.flush(10)
+    sink.run_delivery_callbacks()
+    assert done == [None]
+    if transactional:
+        sink.commit_transaction({(topic, 0): 1}, source.group_metadata())
+        assert backend.committed_outputs(out_topic, 1, timeout=10) == [b"v"]
+
+
 def test_transactional_records_are_visible_only_with_their_commit(backend) -> None:
     topic, source = _started(backend, 3, exactly_once=True)
     sink = backend.sink(transactional=True, source=source)

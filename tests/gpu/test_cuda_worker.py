@@ -93,12 +93,13 @@ def test_worker_runs_on_cuda_and_reports_throughput() -> None:
           f"{n / seconds:,.0f} windows/s (in-memory source/sink, {len(sink.sent)} events)")
 
 
-def test_a_cuda_batcher_fills_pinned_memory_that_the_scorer_sends_without_staging() -> None:
+@pytest.mark.parametrize("copy_threads", [1, 4])  # numpy's copy; torch's on its threads (model.threads > 1)
+def test_a_cuda_batcher_fills_pinned_memory_that_the_scorer_sends_without_staging(copy_threads: int) -> None:
     from detector.pipeline.batching import MicroBatcher
     from detector.wire.columns import RowBlocks
 
     _, gpu = _scorers()
-    batcher = MicroBatcher(140, 1024, 0.01, time.monotonic, pinned=True)
+    batcher = MicroBatcher(140, 1024, 0.01, time.monotonic, pinned=True, copy_threads=copy_threads)
     rows = np.random.default_rng(0).normal(size=(700, 140)).astype(np.float32)
     message = InputMessage("in", 0, 0, None, b"", [], 0)
     batcher.add(RowBlocks([rows[:300], rows[300:]], 140), [message] * 700, [None] * 700, [None] * 700,

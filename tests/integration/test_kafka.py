@@ -108,30 +108,3 @@ def test_a_retired_kafka_python_producer_fails_what_it_holds_and_closes(kafka: L
     assert len(failed) == 5, failed
     assert producer._closed  # type: ignore[attr-defined]
 
-
-@pytest.mark.parametrize("client", ["confluent", "kafka-python"])
-def test_a_sink_connects_to_its_topics_before_the_first_record(kafka: LocalKafka, new_topic, client: str) -> None:
-    """`Sink.connect` fetches the output topics' metadata at start-up: within its time limit even when a topic
-    does not exist (kafka-python would wait max_block_ms, 60 s), never raising; records then go through."""
-    from detector.config import KafkaConfig
-    from detector.kafka.confluent import ConfluentSink
-    from detector.kafka.kafka_python import KafkaSink
-    from detector.kafka.seams import OutputRecord
-
-    topic = new_topic("connect")
-    k = KafkaConfig(bootstrap_servers=kafka.bootstrap, client=client)
-    sink = ConfluentSink(k) if client == "confluent" else KafkaSink(k)
-    try:
-        began = time.monotonic()
-        sink.connect([topic, f"{topic}-missing"], 2.0)
-        assert time.monotonic() - began < 6
-        if client == "kafka-python":  # its cache is visible: the existing topic's partitions are known
-            assert sink.producer._metadata.partitions_for_topic(topic) == {0}  # type: ignore[attr-defined]
-        done: list[object] = []
-        record = OutputRecord("score", topic, b"k", b"v", [], None)  # type: ignore[arg-type]  # no input behind it
-        sink.send(record, lambda _r, error: done.append(error))
-        sink.flush(10)
-        sink.run_delivery_callbacks()
-        assert done == [None]
-    finally:
-        sink.close()

@@ -144,14 +144,19 @@ def test_row_blocks_read_like_the_joined_matrix():
 
 
 def test_row_blocks_copied_by_torch_land_where_numpy_puts_them():
-    """The copy a CUDA batcher uses into pinned memory (torch's threads): block by block, same rows, same places."""
-    from detector.pipeline.batching import _torch_copy
+    """The copy a CUDA batcher uses into pinned memory with model.threads > 1: torch for blocks above its grain
+    size, numpy below; the same rows in the same places, read-only payload views included."""
+    from detector.pipeline.batching import THREADED_COPY_MIN, _threaded_copy
 
     rng = np.random.default_rng(1)
-    blocks = [rng.normal(size=(n, 5)).astype(np.float32) for n in (3, 0, 4, 2)]
-    for rows in (RowBlocks(blocks, 5)[1:8], np.concatenate(blocks)[2:9]):
-        by_numpy, by_torch = np.zeros((7, 5), np.float32), np.zeros((7, 5), np.float32)
+    width = 140
+    big = np.frombuffer(rng.normal(size=(300, width)).astype(np.float32).tobytes(), np.float32).reshape(-1, width)
+    assert big.size > THREADED_COPY_MIN and not big.flags.writeable  # as a batched message's values arrive
+    blocks = [rng.normal(size=(3, width)).astype(np.float32), big, rng.normal(size=(2, width)).astype(np.float32)]
+    copy = _threaded_copy()
+    for rows in (RowBlocks(blocks, width)[1:304], np.concatenate(blocks)[2:305], big):
+        by_numpy, by_torch = np.zeros((len(rows), width), np.float32), np.zeros((len(rows), width), np.float32)
         copy_rows(by_numpy, rows)
-        copy_rows(by_torch, rows, _torch_copy)
+        copy_rows(by_torch, rows, copy)
         np.testing.assert_array_equal(by_torch, by_numpy)
-        assert by_torch.any()
+        assert by_torch.all()

@@ -192,7 +192,7 @@ def test_written_topics_are_every_output_the_configuration_enables() -> None:
 
     topics = TopicsConfig(input="in", events="ev", dead_letter="dlq")
     plain = Config(topics=topics, events=EventsConfig(mode="windows"))
-    assert plain.written_topics == ["ev", "dlq"]
+    assert plain.written_topics == ["ev", "dlq"]  # the ones written most first
     full = Config(topics=dataclasses.replace(topics, scores="sc"), kafka=KafkaConfig(group_id="g"),
                   events=EventsConfig(mode="episodes"), model=ModelConfig(shadow_bundle="candidate/"))
-    assert full.written_topics == ["ev", "dlq", "sc", "in-g-episode-state", "ev-shadow"]
+    assert full.written_topics == ["ev", "sc", "in-g-episode-state", "dlq", "ev-shadow"]
