@@ -168,13 +168,20 @@ class Config:
         return self.topics.episode_state or f"{self.topics.input}-{group}-episode-state"
 
     @property
+    def hot_topics(self) -> list[str]:
+        """The written topics that take records in steady operation (events, scores, episode state): the ones the
+        worker connects to at start-up. Dead letters and shadow verdicts may never come: connecting to such a
+        topic that does not exist would start kafka-python polling its metadata from start-up."""
+        t = self.topics
+        return [t.events, *([t.scores] if t.scores else []),
+                *([self.state_topic] if self.events.mode != "windows" else [])]
+
+    @property
     def written_topics(self) -> list[str]:
         """Every topic the worker produces to, as configured, the ones written most first (events, scores, state,
         dead letters, shadow verdicts)."""
-        t = self.topics
-        return [t.events, *([t.scores] if t.scores else []),
-                *([self.state_topic] if self.events.mode != "windows" else []), t.dead_letter,
-                *([t.shadow_topic] if self.model.shadow_bundle else [])]
+        return [*self.hot_topics, self.topics.dead_letter,
+                *([self.topics.shadow_topic] if self.model.shadow_bundle else [])]
 
     def redacted(self) -> dict[str, Any]:
         """The config as a dict with secrets masked: safe to log."""

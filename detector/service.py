@@ -88,7 +88,8 @@ def run(config: Config, stop: threading.Event | None = None, registry: Collector
         source, sink = kafka_clients(config, rebalance)
         stack.callback(sink.close)
         stack.callback(source.close)
-        sink.connect(writable, CONNECT_TIMEOUT_S)  # the first outputs should not wait for metadata
+        # the first outputs should not wait for metadata
+        sink.connect([t for t in config.hot_topics if t in writable], CONNECT_TIMEOUT_S)
         shadow = _shadow(config, model)
         watcher = None
         if config.model.reload_interval_s > 0:  # hot reload: a new bundle at the location is swapped in

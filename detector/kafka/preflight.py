@@ -38,8 +38,8 @@ class StartupCheckError(BrokerError):
 
 def check_kafka(config: Config, timeout_s: float = STARTUP_CHECK_S) -> list[str]:
     """Raise StartupCheckError unless the cluster accepts the worker's connection and login and its principal may
-    read the input (and episode-state) topic, within `timeout_s`; warn about output topics it may not write (or
-    that do not exist). Returns the written topics not refused, in `Config.written_topics` order."""
+    read the input (and episode-state) topic, within `timeout_s`; warn about output topics it may not write.
+    Returns the written topics not refused, in `Config.written_topics` order."""
     t = config.topics
     state = config.state_topic if config.events.mode != "windows" else None
     outputs = [topic for topic in config.written_topics if topic != state]
@@ -72,8 +72,7 @@ def scrub(k: KafkaConfig, text: str) -> str:
 def judge(k: KafkaConfig, access: Access, input_topic: str, outputs: list[str], state: str | None,
           state_note: str = "") -> set[str]:
     """Turn the broker's answer into a refusal (input or state topic not readable) or warnings (outputs);
-    `state_note` ends a refusal on the state topic. Returns the topics whose WRITE was refused (or that are not
-    there)."""
+    `state_note` ends a refusal on the state topic. Returns the topics whose WRITE the broker refused."""
 
     def may(topic: str, operation: str) -> bool | None:
         ops = access.get(topic)

@@ -187,7 +187,8 @@ def test_metrics_source_labels_is_validated() -> None:
 
 
 def test_written_topics_are_every_output_the_configuration_enables() -> None:
-    """What the worker connects to at start-up (Sink.connect): scores, state and shadow only when enabled."""
+    """What the start-up check looks at, and what the worker connects to (Sink.connect, the hot ones): scores,
+    state and shadow only when enabled."""
     from detector.config import EventsConfig, KafkaConfig, ModelConfig, TopicsConfig
 
     topics = TopicsConfig(input="in", events="ev", dead_letter="dlq")
@@ -196,3 +197,4 @@ def test_written_topics_are_every_output_the_configuration_enables() -> None:
     full = Config(topics=dataclasses.replace(topics, scores="sc"), kafka=KafkaConfig(group_id="g"),
                   events=EventsConfig(mode="episodes"), model=ModelConfig(shadow_bundle="candidate/"))
     assert full.written_topics == ["ev", "sc", "in-g-episode-state", "dlq", "ev-shadow"]
+    assert plain.hot_topics == ["ev"] and full.hot_topics == ["ev", "sc", "in-g-episode-state"]

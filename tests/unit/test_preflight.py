@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from detector.config import Config, KafkaConfig, TopicsConfig
+from detector.config import Config, EventsConfig, KafkaConfig, TopicsConfig
 from detector.kafka import preflight
 from detector.kafka.preflight import DENIED, StartupCheckError, check_kafka, judge, probe_confluent, scrub
 
@@ -160,3 +160,13 @@ def test_without_librdkafka_the_kafka_python_reason_is_taken_from_its_log(monkey
         check_kafka(config, timeout_s=1.0)
     assert "refused the login for SASL user 'tsad'" in str(e.value) and "SaslAuthenticationFailedError" in str(e.value)
     assert SECRET not in str(e.value)
+
+
+def test_the_check_returns_the_written_topics_not_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    """What the worker then connects its producer to (service: Sink.connect over the hot ones among these)."""
+    monkeypatch.setattr(preflight, "probe_confluent",
+                        lambda k, topics, timeout_s: {t: DENIED if t == "sc" else None if t == "dl" else OK
+                                                      for t in topics})
+    config = Config(topics=TopicsConfig(input="in", events="ev", dead_letter="dl", scores="sc"),
+                    events=EventsConfig(mode="windows"))
+    assert check_kafka(config) == ["ev", "dl"]  # refused WRITE: left out; unknown (not created yet): kept
