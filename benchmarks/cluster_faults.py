@@ -104,12 +104,7 @@ class ClusterEnv:
 
     def heal(self) -> None:
         """Resume paused nodes and start stopped ones (after a fault that did not finish)."""
-        for node_id, node in self.cluster.nodes.items():
-            if node.paused:
-                self.cluster.resume_node(node_id)
-            elif not node.running:
-                self.cluster.start_node(node_id)
-        self.cluster.wait_fully_replicated(180)
+        self.cluster.heal(180)
 
     def cleanup(self) -> None:
         for w in self.workers:

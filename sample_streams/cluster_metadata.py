@@ -22,21 +22,6 @@ class PartitionState:
     isr: tuple[int, ...]
 
 
-def _poll(check: Callable[[], T | None], timeout: float, what: str) -> T:
-    """Call `check` until it returns something other than None (errors count as None) or `timeout` passes."""
-    deadline = time.monotonic() + timeout
-    last: Exception | None = None
-    while time.monotonic() < deadline:
-        try:
-            result = check()
-            if result is not None:
-                return result
-        except Exception as exc:  # kafka-python errors while leadership moves, a node not yet listening
-            last = exc
-        time.sleep(0.2)
-    raise TimeoutError(f"waited {timeout:.0f} s for {what}" + (f"; last error: {last}" if last else ""))
-
-
 class ClusterMetadataMixin:
     """Needs `live_bootstrap`, `replication_factor` and `client_config()` from the cluster it is mixed into."""
 
@@ -44,15 +29,42 @@ class ClusterMetadataMixin:
     live_bootstrap: Any  # the cluster's property
     client_config: Callable[..., dict[str, Any]]  # the cluster's connection settings (security included)
 
-    def _admin(self, call: Callable[[Any], T]) -> T:
+    def _new_admin(self) -> Any:
         from kafka import KafkaAdminClient
 
-        admin = KafkaAdminClient(bootstrap_servers=self.live_bootstrap, request_timeout_ms=10000,
-                                 **self.client_config())
+        return KafkaAdminClient(bootstrap_servers=self.live_bootstrap, request_timeout_ms=10000,
+                                **self.client_config())
+
+    def _admin(self, call: Callable[[Any], T]) -> T:
+        admin = self._new_admin()
         try:
             return call(admin)
         finally:
             admin.close()
+
+    def _wait(self, check: Callable[[Any], T | None], timeout: float, what: str) -> T:
+        """Call `check(admin)` until it returns something other than None (errors count as None) or `timeout` passes.
+
+        One admin client serves every attempt: after bootstrap, kafka-python sends each request to a random broker it
+        knows, and only a client that has failed to reach a node (one just killed, still listed until it is fenced)
+        backs off from it. A fresh client per attempt could pick the dead node every time."""
+        deadline = time.monotonic() + timeout
+        admin: Any = None
+        last: Exception | None = None
+        try:
+            while time.monotonic() < deadline:
+                try:
+                    admin = admin or self._new_admin()
+                    result = check(admin)
+                    if result is not None:
+                        return result
+                except Exception as exc:  # kafka-python errors while leadership moves, a node not yet listening
+                    last = exc
+                time.sleep(0.2)
+        finally:
+            if admin is not None:
+                admin.close()
+        raise TimeoutError(f"waited {timeout:.0f} s for {what}" + (f"; last error: {last!r}" if last else ""))
 
     def create_topic(self, name: str, partitions: int = 1, replication_factor: int | None = None,
                      config: dict[str, str] | None = None, timeout: float = 30.0,
@@ -73,9 +85,13 @@ class ClusterMetadataMixin:
     def partitions(self, topic: str, settle: float = 5.0) -> dict[int, PartitionState]:
         """One broker's current view of every partition of `topic`. Brokers learn of new topics asynchronously, so an
         unknown topic is asked about again for up to `settle` seconds before this fails."""
+        return self._admin(lambda a: self._describe(a, topic, settle))
+
+    @staticmethod
+    def _describe(admin: Any, topic: str, settle: float = 5.0) -> dict[int, PartitionState]:
         deadline = time.monotonic() + settle
         while True:
-            described = self._admin(lambda a: a.describe_topics([topic]))
+            described = admin.describe_topics([topic])
             error = described[0].get("error_code", 0) if described else -1
             if error == 0:
                 return {p["partition_index"]: PartitionState(p["leader_id"], tuple(p["replica_nodes"]),
@@ -86,7 +102,11 @@ class ClusterMetadataMixin:
             time.sleep(0.1)
 
     def partition(self, topic: str, partition: int = 0) -> PartitionState:
-        states = self.partitions(topic)
+        return self._admin(lambda a: self._partition(a, topic, partition))
+
+    @classmethod
+    def _partition(cls, admin: Any, topic: str, partition: int) -> PartitionState:
+        states = cls._describe(admin, topic)
         if partition not in states:
             raise KeyError(f"topic {topic!r} has no partition {partition} (it has {sorted(states)})")
         return states[partition]
@@ -95,23 +115,27 @@ class ClusterMetadataMixin:
         """The node id leading `topic`-`partition` (-1 while it has none)."""
         return self.partition(topic, partition).leader
 
+    def wait_for_partition(self, topic: str, partition: int, ok: Callable[[PartitionState], bool], what: str,
+                           timeout: float = 60.0) -> PartitionState:
+        """Wait until the partition's state satisfies `ok` (`what` names that in the timeout error); return it."""
+        def check(admin: Any) -> PartitionState | None:
+            state = self._partition(admin, topic, partition)
+            return state if ok(state) else None
+        return self._wait(check, timeout, f"{topic}-{partition} to have {what}")
+
     def wait_for_leader(self, topic: str, partition: int = 0, exclude: Iterable[int] = (),
                         timeout: float = 60.0) -> int:
         """Wait until the partition has a leader not in `exclude` (e.g. the node just killed); return its id."""
         excluded = set(exclude)
-
-        def check() -> int | None:
-            leader = self.leader(topic, partition)
-            return leader if leader >= 0 and leader not in excluded else None
-        return _poll(check, timeout, f"a leader for {topic}-{partition} other than {sorted(excluded)}")
+        return self.wait_for_partition(topic, partition, lambda s: s.leader >= 0 and s.leader not in excluded,
+                                       f"a leader other than {sorted(excluded)}", timeout).leader
 
     def wait_for_isr(self, topic: str, partition: int = 0, size: int | None = None,
                      timeout: float = 60.0) -> tuple[int, ...]:
         """Wait until the in-sync replica set has `size` members (default: all replicas); return it."""
-        def check() -> tuple[int, ...] | None:
-            state = self.partition(topic, partition)
-            return state.isr if state.leader >= 0 and len(state.isr) >= (size or len(state.replicas)) else None
-        return _poll(check, timeout, f"{topic}-{partition} to have {size or 'all its'} in-sync replicas")
+        return self.wait_for_partition(
+            topic, partition, lambda s: s.leader >= 0 and len(s.isr) >= (size or len(s.replicas)),
+            f"{size or 'all its'} in-sync replicas", timeout).isr
 
     def active_controller(self) -> int:
         """The node id of the active controller (the metadata quorum's leader)."""
@@ -119,10 +143,15 @@ class ClusterMetadataMixin:
 
     def under_replicated(self) -> list[tuple[str, int]]:
         """Partitions of every topic (internal ones included) without a leader or with replicas out of sync."""
-        topics = self._admin(lambda a: a.describe_topics())
+        return self._admin(self._under_replicated)
+
+    @staticmethod
+    def _under_replicated(admin: Any) -> list[tuple[str, int]]:
+        topics = admin.describe_topics()
         return [(t["name"], p["partition_index"]) for t in topics for p in t["partitions"]
                 if p["leader_id"] < 0 or len(p["isr_nodes"]) < len(p["replica_nodes"])]
 
     def wait_fully_replicated(self, timeout: float = 120.0) -> None:
         """Wait until no partition is under-replicated (what a rolling restart waits for before the next node)."""
-        _poll(lambda: True if not self.under_replicated() else None, timeout, "every partition to be fully replicated")
+        self._wait(lambda a: True if not self._under_replicated(a) else None, timeout,
+                   "every partition to be fully replicated")

@@ -228,3 +228,15 @@ class LocalKafkaCluster(ClusterMetadataMixin, SecuredClusterMixin):
 
     def resume_node(self, node_id: int) -> None:
         self.node(node_id).resume()
+
+    def heal(self, timeout: float = 180.0) -> list[int]:
+        """Resume paused nodes and start stopped or killed ones (after a fault that did not finish); wait until every
+        partition is fully replicated again. Returns the nodes it had to bring back."""
+        down = [i for i, n in self.nodes.items() if n.paused or not n.running]
+        for node_id in down:
+            if self.nodes[node_id].paused:
+                self.resume_node(node_id)
+            else:
+                self.start_node(node_id)
+        self.wait_fully_replicated(timeout)
+        return down
