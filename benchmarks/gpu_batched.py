@@ -23,6 +23,7 @@ import gc
 import pstats
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -97,7 +98,8 @@ class Setup:
 
 
 def run(bundle: ModelBundle, setup: Setup, fmt: str, inputs: list[InputMessage], windows: int,
-        scores: str | None, mode: str = "windows") -> float:
+        scores: str | None, mode: str = "windows", before: Callable[[], None] | None = None) -> float:
+    """Windows/s of one worker over `inputs`, timed from its first step (`before` is called just ahead of that)."""
     device, batch = setup.device, setup.batch
     source = MemorySource()
     source.add(inputs)
@@ -117,6 +119,8 @@ def run(bundle: ModelBundle, setup: Setup, fmt: str, inputs: list[InputMessage],
     source.listener = worker
     gc.collect()
     gc.freeze()
+    if before is not None:
+        before()
     start = time.perf_counter()
     while any(source.lag().values()) or worker.tracker.in_flight:
         worker.step()
