@@ -18,8 +18,10 @@ from __future__ import annotations
 import argparse
 import multiprocessing as mp
 import os
+import queue
 import tempfile
 import time
+import traceback
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -35,6 +37,8 @@ from detector.model.serving import use_cpu_threads
 
 @dataclass(frozen=True)
 class Job:
+    """What every process of one measurement runs."""
+
     bundle: Path
     fmt: str  # "batch" or "json"
     windows: int
@@ -46,21 +50,30 @@ class Job:
 
 
 def child(job: Job, barrier: Any, results: Any) -> None:
-    """One worker process: prepare, warm up, wait for the others, run timed; report (start, end, windows/s)."""
-    use_cpu_threads(job.threads)
-    bundle = ModelBundle.load(job.bundle)
-    pool = windows_pool(bundle, job.anomalous)
-    inputs = messages(pool, job.windows, job.rows) if job.fmt == "batch" else json_messages(pool, job.windows)
-    setup = Setup(job.device, job.batch, job.threads)
-    run(bundle, setup, job.fmt, inputs, job.windows, None)  # untimed: the first pass runs at half speed
-    started: list[float] = []
+    """One worker process: prepare, warm up, wait for the others, run timed; report (start, end, windows/s), or
+    the error (and break the barrier, so that the others do not wait for it)."""
+    try:
+        use_cpu_threads(job.threads)
+        bundle = ModelBundle.load(job.bundle)
+        pool = windows_pool(bundle, job.anomalous)
+        inputs = messages(pool, job.windows, job.rows) if job.fmt == "batch" else json_messages(pool, job.windows)
+        setup = Setup(job.device, job.batch, job.threads)
+        run(bundle, setup, job.fmt, inputs, job.windows, None)  # untimed: the first pass runs at half speed
+        started: list[float] = []
 
-    def start_together() -> None:
-        barrier.wait(timeout=900)
-        started.append(time.monotonic())  # CLOCK_MONOTONIC: one clock for every process of the host
+        def start_together() -> None:
+            barrier.wait(timeout=WAIT_S)
+            started.append(time.monotonic())  # CLOCK_MONOTONIC: one clock for every process of the host
 
-    rate = run(bundle, setup, job.fmt, inputs, job.windows, None, before=start_together)
-    results.put((started[0], time.monotonic(), rate))
+        rate = run(bundle, setup, job.fmt, inputs, job.windows, None, before=start_together)
+        results.put((started[0], time.monotonic(), rate))
+    except BaseException:
+        barrier.abort()
+        results.put(traceback.format_exc())
+        raise
+
+
+WAIT_S = 240.0  # for the slowest process to get ready, and for all reports: well inside a device call's 10 minutes
 
 
 def together(job: Job, processes: int) -> tuple[float, list[float]]:
@@ -70,11 +83,26 @@ def together(job: Job, processes: int) -> tuple[float, list[float]]:
     procs = [context.Process(target=child, args=(job, barrier, results)) for _ in range(processes)]
     for p in procs:
         p.start()
-    reports = [results.get(timeout=1200) for _ in procs]
-    for p in procs:
-        p.join(60)
-        if p.exitcode != 0:
-            raise RuntimeError(f"a worker process exited with {p.exitcode}")
+    reports: list[tuple[float, float, float]] = []
+    deadline = time.monotonic() + 2 * WAIT_S
+    try:
+        while len(reports) < processes:
+            try:
+                report = results.get(timeout=5)
+            except queue.Empty:
+                dead = [p.exitcode for p in procs if p.exitcode not in (None, 0)]
+                if dead or time.monotonic() > deadline:
+                    why = f"worker processes exited with {dead}" if dead else "no report in time"
+                    raise RuntimeError(why) from None
+                continue
+            if isinstance(report, str):
+                raise RuntimeError(f"a worker process failed:\n{report}")
+            reports.append(report)
+    finally:
+        for p in procs:
+            p.join(30 if len(reports) == processes else 0.1)
+            if p.is_alive():
+                p.terminate()
     span = max(end for _, end, _ in reports) - min(start for start, _, _ in reports)
     return processes * job.windows / span, sorted(rate for _, _, rate in reports)
 
@@ -93,27 +121,27 @@ def main() -> None:
     parser.add_argument("--device", default="cuda", help="cpu: a smoke test of the script itself")
     args = parser.parse_args()
     cores = os.cpu_count() or 1
-    bundle = train_sample_bundle(Path(tempfile.mkdtemp()) / "bundle")
-    cuda = args.device.startswith("cuda")
-    limit = h2d_limit(args.batch) if cuda else float("nan")
-    print(f"device: {torch.cuda.get_device_name() if cuda else 'cpu'}, {cores} cores, torch {torch.__version__}; "
-          f"{args.anomalous:.2%} of windows flagged; pinned host-to-device limit {limit:,.0f} windows/s\n")
-    print("| input | processes | threads each | windows each | per process, windows/s | all together, windows/s |"
-          " share of the limit | vs one process |")
-    print("| --- | --- | --- | --- | --- | --- | --- | --- |")
-    for fmt, counts, windows in (("batch", args.batched, args.windows // args.rows * args.rows),
-                                 ("json", args.json, args.json_windows)):
-        single = None
-        for processes in [int(c) for c in counts.split(",") if c]:
-            threads = args.threads or max(1, min(8, cores // processes))
-            job = Job(bundle, fmt, windows, args.rows, args.batch, threads, args.anomalous, args.device)
-            total, each = together(job, processes)
-            single = single or (total if processes == 1 else None)
-            label = f"batched ({args.rows}/message)" if fmt == "batch" else "per-window JSON"
-            print(f"| {label}, events only | {processes} | {threads} | {windows:,} | "
-                  f"{', '.join(f'{r:,.0f}' for r in each)} | {total:,.0f} | {total / limit:.3f} | "
-                  f"{total / single if single else float('nan'):.2f} |", flush=True)
-
+    with tempfile.TemporaryDirectory() as tmp:
+        bundle = train_sample_bundle(Path(tmp) / "bundle")
+        cuda = args.device.startswith("cuda")
+        limit = h2d_limit(args.batch) if cuda else float("nan")
+        print(f"device: {torch.cuda.get_device_name() if cuda else 'cpu'}, {cores} cores, torch {torch.__version__}; "
+              f"{args.anomalous:.2%} of windows flagged; pinned host-to-device limit {limit:,.0f} windows/s\n")
+        print("| input | processes | threads each | windows each | per process, windows/s | all together, windows/s"
+              " | share of the limit | vs one process (when 1 is among the counts, first) |")
+        print("| --- | --- | --- | --- | --- | --- | --- | --- |")
+        for fmt, counts, windows in (("batch", args.batched, args.windows // args.rows * args.rows),
+                                     ("json", args.json, args.json_windows)):
+            single = None
+            for processes in [int(c) for c in counts.split(",") if c]:
+                threads = args.threads or max(1, min(8, cores // processes))
+                job = Job(bundle, fmt, windows, args.rows, args.batch, threads, args.anomalous, args.device)
+                total, each = together(job, processes)
+                single = single or (total if processes == 1 else None)
+                label = f"batched ({args.rows}/message)" if fmt == "batch" else "per-window JSON"
+                print(f"| {label}, events only | {processes} | {threads} | {windows:,} | "
+                      f"{', '.join(f'{r:,.0f}' for r in each)} | {total:,.0f} | {total / limit:.3f} | "
+                      f"{f'{total / single:.2f}' if single else ''} |", flush=True)
 
 if __name__ == "__main__":
     main()

@@ -32,8 +32,9 @@ class ClusterMetadataMixin:
     def _new_admin(self) -> Any:
         from kafka import KafkaAdminClient
 
+        # a short reconnect back-off: a waiting client should find a restarted node within a second or so
         return KafkaAdminClient(bootstrap_servers=self.live_bootstrap, request_timeout_ms=10000,
-                                **self.client_config())
+                                reconnect_backoff_max_ms=1000, **self.client_config())
 
     def _admin(self, call: Callable[[Any], T]) -> T:
         admin = self._new_admin()
@@ -54,7 +55,8 @@ class ClusterMetadataMixin:
         try:
             while time.monotonic() < deadline:
                 try:
-                    admin = admin or self._new_admin()
+                    if admin is None:
+                        admin = self._new_admin()
                     result = check(admin)
                     if result is not None:
                         return result
@@ -64,7 +66,7 @@ class ClusterMetadataMixin:
         finally:
             if admin is not None:
                 admin.close()
-        raise TimeoutError(f"waited {timeout:.0f} s for {what}" + (f"; last error: {last!r}" if last else ""))
+        raise TimeoutError(f"waited {timeout:.0f} s for {what}" + (f"; last error: {last!r}" if last else "")) from last
 
     def create_topic(self, name: str, partitions: int = 1, replication_factor: int | None = None,
                      config: dict[str, str] | None = None, timeout: float = 30.0,

@@ -230,13 +230,17 @@ class LocalKafkaCluster(ClusterMetadataMixin, SecuredClusterMixin):
         self.node(node_id).resume()
 
     def heal(self, timeout: float = 180.0) -> list[int]:
-        """Resume paused nodes and start stopped or killed ones (after a fault that did not finish); wait until every
-        partition is fully replicated again. Returns the nodes it had to bring back."""
-        down = [i for i, n in self.nodes.items() if n.paused or not n.running]
+        """Resume paused nodes and start stopped or killed ones, all at once (one node alone may wait for a quorum
+        that needs another), after a fault that did not finish; wait until every partition is fully replicated again.
+        Returns the nodes it had to bring back."""
+        deadline = time.monotonic() + timeout
+        paused = [i for i, n in self.nodes.items() if n.paused and n.running]
+        for node_id in paused:
+            self.resume_node(node_id)
+        down = [i for i, n in self.nodes.items() if not n.running]
         for node_id in down:
-            if self.nodes[node_id].paused:
-                self.resume_node(node_id)
-            else:
-                self.start_node(node_id)
-        self.wait_fully_replicated(timeout)
-        return down
+            self.nodes[node_id].paused = False  # paused once, its process gone since
+        if down:
+            self.start(timeout=max(1.0, deadline - time.monotonic()))
+        self.wait_fully_replicated(max(1.0, deadline - time.monotonic()))
+        return sorted(paused + down)
