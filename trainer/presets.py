@@ -47,6 +47,14 @@ TELEMETRY = TrainConfig(
     threshold_params={"factor": 2.0},
 )
 
+# The same data read for change points (episode opens as detections, docs/skab.md): the `level_change` score (the
+# newest quarter's mean error against the rest of the window) reports a new level while it enters the window and then
+# re-anchors, so episodes open at each change; the linear model trained by SGD (PCA's closed form flickered more
+# there) and a lower threshold (1.5 x the held-out maximum). A fault that holds a steady level closes its episode
+# after the quiet period: for alerting on incidents, keep `telemetry`.
+TELEMETRY_CHANGES = TELEMETRY.replace(preset="telemetry-changes", pca_variance=None, score="level_change",
+                                      threshold_params={"factor": 1.5})
+
 # The reference recipes the product grew from, as written (on 1-D or C-channel windows instead of images); they
 # leave the threshold open, so they take the seed recipe's (mean + 1 std of the training error), train on the
 # whole training split (no validation part, no early stopping) and scale as the seed does (global min-max to
@@ -107,6 +115,7 @@ PRESETS: dict[str, TrainConfig] = {
     "seed": SEED,
     "default": DEFAULT,
     "telemetry": TELEMETRY,
+    "telemetry-changes": TELEMETRY_CHANGES,
     "denoising": DEFAULT.replace(preset="denoising", noise_std=0.02),
     "deep": DEFAULT.replace(
         preset="deep",
@@ -136,6 +145,7 @@ PRESET_NOTES: dict[str, str] = {
     "seed": "the reference ECG recipe (TensorFlow 'Intro to Autoencoders', part 3): 32-16-8 ReLU, MAE, 20 epochs",
     "default": "the seed's model trained to convergence, early stopping, F1-optimal threshold (docs/accuracy.md)",
     "telemetry": "multi-channel telemetry with a short quiet start: PCA on standardised channels (docs/skab.md)",
+    "telemetry-changes": "the telemetry recipe for change points: level-change score, episodes open at each change",
     "denoising": "the default trained on inputs with Gaussian noise of 0.02 (scaled units)",
     "deep": "the default with a deeper 128-64-32-16 ELU network and L2 1e-5",
     "linear": "linear encoder/decoder under MSE (≈ PCA, 8 components) on per-position standardised windows",

@@ -40,7 +40,7 @@ def resolve_device(requested: str) -> torch.device:
     return torch.device(requested)
 
 
-SCORE_KINDS = ("mean_abs_error", "recent_offset", "error_change")
+SCORE_KINDS = ("mean_abs_error", "recent_offset", "error_change", "level_change")
 
 
 def window_scores(recon: torch.Tensor, scaled: torch.Tensor, kind: str, channels: int, window: int
@@ -58,6 +58,12 @@ def window_scores(recon: torch.Tensor, scaled: torch.Tensor, kind: str, channels
       of transitions (the start and the end of an anomaly); measured on SKAB's change points (docs/skab.md) it
       mostly flickers while a fault lasts, since its threshold is set on the small errors of normal data. Kept so
       that measurement can be repeated (`benchmarks/skab.py --score error_change`); no preset uses it.
+    - `level_change`: per channel, the mean signed error over the newest quarter of the window against its mean over
+      the rest of the window, squared, then the mean over channels. A step detector that re-anchors on its own: a
+      new level scores while it enters the window and stops scoring once it fills it, so a level shift is reported
+      at its start (and its end), not for as long as it lasts. For change points (episode opens); its failure
+      modes: a fault that persists at a steady level closes its episode after the quiet period, and a slow ramp
+      hardly scores (docs/skab.md).
     The absolute errors always serve segment attribution.
     """
     residual = recon - scaled
@@ -73,6 +79,11 @@ def window_scores(recon: torch.Tensor, scaled: torch.Tensor, kind: str, channels
         profile = errors.view(len(errors), channels, window).mean(dim=1)  # per sample, over channels
         newest, before = profile[:, -span:].mean(dim=1), profile[:, -2 * span : -span].mean(dim=1)
         return (newest - before).abs(), errors
+    if kind == "level_change":
+        span = max(1, window // 4)
+        blocks = residual.view(len(residual), channels, window)
+        step = blocks[:, :, -span:].mean(dim=2) - blocks[:, :, :-span].mean(dim=2)
+        return step.square().mean(dim=1), errors
     raise ValueError(f"unknown score kind {kind!r}; choose from {list(SCORE_KINDS)}")
 
 

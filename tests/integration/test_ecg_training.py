@@ -45,7 +45,11 @@ def test_default_preset_beats_the_seed(ecg) -> None:
     assert m["anomaly_class"]["f1"] >= 0.965
 
 
-@pytest.mark.parametrize("preset", sorted(set(PRESETS) - {"seed", "default", "telemetry", "conv-denoising"}))
+CHANGE_POINT_PRESETS = {"telemetry-changes"}  # scores a change entering a window, not a whole heartbeat's shape
+
+
+@pytest.mark.parametrize("preset", sorted(set(PRESETS) - {"seed", "default", "telemetry", "conv-denoising"}
+                                          - CHANGE_POINT_PRESETS))
 def test_every_variant_beats_chance(ecg, preset: str) -> None:
     config = get_preset(preset).replace(epochs=8, patience=0)
     m = train(ecg, config, seed=0, on_epoch=None).metrics["test"]

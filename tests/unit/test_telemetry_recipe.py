@@ -46,6 +46,23 @@ def test_error_change_rises_where_the_error_level_moves_not_in_a_steady_state() 
     assert errors[1].mean() == 3.0  # attribution still sees the steady error
 
 
+def test_level_change_scores_a_step_entering_the_window_not_a_level_that_fills_it() -> None:
+    n, channels, window = 4, 2, 8  # span: the newest 8 // 4 = 2 samples against the 6 before them
+    scaled = torch.zeros(n, channels * window)
+    recon = torch.zeros(n, channels * window)
+    recon[1, :window] = 3.0  # channel 0 off by 3 over the whole window (a new level that fills it): no change
+    recon[2, window - 2 : window] = 2.0  # channel 0 steps up by 2 in its newest two samples
+    recon[3, window : 2 * window - 2] = -1.0  # channel 1 steps back from -1 to 0 (an end), sign does not matter
+    recon[0, ::2], recon[0, 1::2] = 1.0, -1.0  # alternating noise: each part's mean is 0
+    scores, errors = window_scores(recon, scaled, "level_change", channels, window)
+    assert scores[0] == 0 and scores[1] == 0
+    assert scores[2] == pytest.approx(2.0**2 / 2)  # (2 - 0)² on channel 0, 0 on channel 1, mean over channels
+    assert scores[3] == pytest.approx(1.0**2 / 2)
+    assert errors[1].sum() == 3.0 * window  # attribution still sees the steady error
+    offset, _ = window_scores(recon, scaled, "recent_offset", channels, window)
+    assert offset[1] == pytest.approx(9.0 / 2)  # where recent_offset keeps scoring the new level
+
+
 def test_pca_fit_reconstructs_the_kept_subspace_exactly() -> None:
     rng = np.random.default_rng(0)
     basis = rng.normal(size=(3, 20))
@@ -78,3 +95,18 @@ def test_the_mse_loss_trains() -> None:
     with pytest.raises(ValueError, match="loss must be mae or mse"):
         config.replace(loss="huber")
 
+
+def test_the_change_point_preset_trains_by_sgd_and_scores_level_changes() -> None:
+    rng = np.random.default_rng(2)
+    t = np.arange(24) / 3.0
+    rows = np.stack([np.concatenate([np.sin(t + p), np.cos(t + p) + 10]) for p in rng.uniform(0, 6, 200)])
+    ds = WindowDataset(rows.astype(np.float32), None, "pump", "0" * 64, channels=("a", "b"), stride=24)
+    bundle = train(ds, get_preset("telemetry-changes").replace(test_size=0.0, epochs=5), seed=0,
+                   on_epoch=None).bundle
+    assert bundle.score == "level_change" and bundle.threshold.method == "max_factor"
+    assert bundle.architecture["code"] == 16  # trained by SGD: no PCA picks the code size
+    normal = rows[:1].astype(np.float32)
+    stepped = normal.copy()
+    stepped[0, 18:24] += 5.0  # channel a jumps in its newest quarter
+    scores = bundle.scorer().score(np.concatenate([normal, stepped])).scores
+    assert scores[1] > bundle.threshold.value > scores[0]
