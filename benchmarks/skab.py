@@ -170,10 +170,21 @@ def main() -> None:
 
         body = (f"`{command_line()}` — written by the script on {time.strftime('%Y-%m-%d')}, {len(files)} files, "
                 "this machine.\n\n" + "\n".join(table))
-        variant = [v for v in (args.preset if args.preset != "telemetry" else "", args.score,
-                                "closes" if args.with_closes else "") if v]
-        section = "-".join(["skab-changepoints", *variant])
-        write_section(DOC, section if args.changepoints else "skab-outliers", body)
+        write_section(DOC, doc_section(recipe, args), body)
+
+
+def doc_section(recipe: Recipe, args: argparse.Namespace) -> str:
+    """The docs/skab.md block a run writes, named by what it ran (the resolved recipe, episode rules and files): a
+    run with other settings adds a block at the end instead of overwriting another run's."""
+    config = recipe.config()
+    fit = f"pca{config.pca_variance:g}" if config.pca_variance else "sgd"
+    parts = ["skab", "changepoints" if args.changepoints else "outliers", recipe.preset, config.score, fit,
+             f"x{config.threshold_params.get('factor', config.threshold)}", f"w{recipe.window}"]
+    if args.changepoints:
+        parts += [f"q{args.quiet}", *(["closes"] if args.with_closes else [])]
+    if args.files < 34:
+        parts.append(f"{args.files}files")
+    return "-".join(str(p) for p in parts)
 
 
 def outliers(files: list[Path], recipe: Recipe, args: argparse.Namespace) -> list[str]:
@@ -213,8 +224,8 @@ def changepoints(files: list[Path], recipe: Recipe, args: argparse.Namespace) ->
     median = statistics.median(ours)
     return [f"Change points (NAB, 60 s windows right of each change point; detections: {what}; threshold factor "
             f"{recipe.config().threshold_params.get('factor')}, quiet {args.quiet} windows, no hysteresis; score "
-            f"`{recipe.config().score}`): **tsad {median:.2f}** (standard profile, median of {len(ours)} seeds; its "
-            f"clock {statistics.median(clocks):.2f}). Published best (standard): MSCRED 32.42, Isolation forest "
+            f"`{recipe.config().score}`): **tsad {median:.2f}** (standard profile, median of {len(ours)} seeds; "
+            f"median clock {statistics.median(clocks):.2f}). Published best (standard): MSCRED 32.42, Isolation forest "
             "26.16, T-squared + Q 25.35, Conv-AE 23.61.",
             "",
             f"| seed | detections | tsad ({what}), standard | a clock | random times | tsad, reward low FP | "

@@ -48,10 +48,10 @@ TELEMETRY = TrainConfig(
 )
 
 # The same data read for change points (episode opens as detections, docs/skab.md): the `level_change` score (the
-# newest quarter's mean error against the rest of the window) reports a new level while it enters the window and then
-# re-anchors, so episodes open at each change; the linear model trained by SGD (PCA's closed form flickered more
-# there) and a lower threshold (1.5 x the held-out maximum). A fault that holds a steady level closes its episode
-# after the quiet period: for alerting on incidents, keep `telemetry`.
+# newest quarter's mean error against the rest of the window) reports a new level most while it enters the window
+# and then largely re-anchors, so episodes open at each change; the linear model trained by SGD (PCA's closed form
+# flickered more there) and a lower threshold (1.5 x the held-out maximum). A fault that holds a steady level may
+# close its episode after the quiet period: for alerting on incidents, keep `telemetry`.
 TELEMETRY_CHANGES = TELEMETRY.replace(preset="telemetry-changes", pca_variance=None, score="level_change",
                                       threshold_params={"factor": 1.5})
 

@@ -60,14 +60,17 @@ def window_scores(recon: torch.Tensor, scaled: torch.Tensor, kind: str, channels
       that measurement can be repeated (`benchmarks/skab.py --score error_change`); no preset uses it.
     - `level_change`: per channel, the mean signed error over the newest quarter of the window against its mean over
       the rest of the window, squared, then the mean over channels. A step detector that re-anchors on its own: a
-      new level scores while it enters the window and stops scoring once it fills it, so a level shift is reported
-      at its start (and its end), not for as long as it lasts. For change points (episode opens); its failure
+      new level scores most while it enters the window; once it fills it the score falls to what the model makes
+      of the offset (zero where a level leaves a flat residual; ~0.1–0.2 of the step's in a synthetic check), so a
+      level shift is reported at its start (and its end) more than while it lasts. For change points; its failure
       modes: a fault that persists at a steady level closes its episode after the quiet period, and a slow ramp
       hardly scores (docs/skab.md).
     The absolute errors always serve segment attribution.
     """
     residual = recon - scaled
     errors = residual.abs()
+    if kind in ("error_change", "level_change") and window < 2:  # each compares two parts of the window
+        raise ValueError(f"score kind {kind!r} needs a window of at least 2 samples, got {window}")
     if kind == "mean_abs_error":
         return errors.mean(dim=1), errors
     if kind == "recent_offset":

@@ -20,10 +20,9 @@ from trainer.train_file import config_from_dict
 # The unit budget: 3 epochs, except `stacked`, whose recipe (Adam 0.01, batch 150: 3 steps an epoch on these ~430
 # windows) overshoots at first (training MSE ~0.8 → ~4.8 → ~0.5 over epochs 1-3, test ROC-AUC 0.53) and has
 # settled by epoch 10 (MSE ~0.06, ROC-AUC 1.0); the preset itself trains 100 epochs.
-_QUICK_EPOCHS = {"stacked": 10}
-# Beating chance on whole-window noise bursts: `telemetry-changes` scores a level change entering a window (its newest
-# quarter against the rest), and noise over a whole window moves that difference only by chance (ROC-AUC ~0.75 here).
-_AUC_BAR = {"telemetry-changes": 0.65}
+# `telemetry-changes` (the telemetry recipe trained by SGD, scored by level_change) likewise: after 3 epochs the
+# residual of the sine shape still moves its newest quarter against the rest (ROC-AUC 0.749), after 10 it is 1.0.
+_QUICK_EPOCHS = {"stacked": 10, "telemetry-changes": 10}
 
 
 def _quick(name: str):
@@ -61,7 +60,7 @@ def test_determinism_and_bundle_round_trip(preset: str, sine_windows: np.ndarray
     assert loaded.training["preset"] == preset
     assert loaded.training["config"] == _quick(preset).to_dict()  # the resolved training file, every key
     assert config_from_dict(loaded.training["config"]) == _quick(preset)
-    assert a.metrics["test"]["roc_auc"] > _AUC_BAR.get(preset, 0.75), a.metrics["test"]  # noise bursts: beats chance
+    assert a.metrics["test"]["roc_auc"] > 0.75, a.metrics["test"]  # noise bursts are anomalies: beats chance
 
 
 def _parameters(model: torch.nn.Module) -> int:

@@ -61,6 +61,8 @@ def test_level_change_scores_a_step_entering_the_window_not_a_level_that_fills_i
     assert errors[1].sum() == 3.0 * window  # attribution still sees the steady error
     offset, _ = window_scores(recon, scaled, "recent_offset", channels, window)
     assert offset[1] == pytest.approx(9.0 / 2)  # where recent_offset keeps scoring the new level
+    with pytest.raises(ValueError, match="at least 2 samples"):
+        window_scores(torch.zeros(1, 1), torch.zeros(1, 1), "level_change", 1, 1)
 
 
 def test_pca_fit_reconstructs_the_kept_subspace_exactly() -> None:
@@ -105,8 +107,15 @@ def test_the_change_point_preset_trains_by_sgd_and_scores_level_changes() -> Non
                    on_epoch=None).bundle
     assert bundle.score == "level_change" and bundle.threshold.method == "max_factor"
     assert bundle.architecture["code"] == 16  # trained by SGD: no PCA picks the code size
-    normal = rows[:1].astype(np.float32)
+    normal = rows.astype(np.float32)
     stepped = normal.copy()
-    stepped[0, 18:24] += 5.0  # channel a jumps in its newest quarter
-    scores = bundle.scorer().score(np.concatenate([normal, stepped])).scores
-    assert scores[1] > bundle.threshold.value > scores[0]
+    stepped[:, 18:24] += 5.0  # channel a jumps in its newest quarter
+    filled = normal.copy()
+    filled[:, :24] += 5.0  # channel a at a new level for the whole window
+    scorer, threshold = bundle.scorer(), bundle.threshold.value
+    step_scores = scorer.score(stepped).scores
+    assert (step_scores > threshold).all()
+    assert (scorer.score(normal).scores > threshold).mean() < 0.02
+    # once the level fills the window the score falls (to what the model's reconstruction makes of the offset:
+    # exactly 0 only where the residual of a level is flat; here ~0.1 of the step's)
+    assert np.median(scorer.score(filled).scores) < 0.3 * np.median(step_scores)
