@@ -34,6 +34,8 @@ from harness import train_sample_bundle
 from detector.model.bundle import ModelBundle
 from detector.model.serving import use_cpu_threads
 
+WAIT_S = 240.0  # for the slowest process to get ready, and for all reports: well inside a device call's 10 minutes
+
 
 @dataclass(frozen=True)
 class Job:
@@ -71,9 +73,6 @@ def child(job: Job, barrier: Any, results: Any) -> None:
         barrier.abort()
         results.put(traceback.format_exc())
         raise
-
-
-WAIT_S = 240.0  # for the slowest process to get ready, and for all reports: well inside a device call's 10 minutes
 
 
 def together(job: Job, processes: int) -> tuple[float, list[float]]:

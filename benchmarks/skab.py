@@ -236,5 +236,6 @@ def changepoints(files: list[Path], recipe: Recipe, args: argparse.Namespace) ->
             "(The clock and the random times make as many detections per test part as tsad did with that seed, "
             "knowing nothing of the data: what the count alone earns under NAB.)"]
 
+
 if __name__ == "__main__":
     main()

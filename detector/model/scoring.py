@@ -73,20 +73,18 @@ def window_scores(recon: torch.Tensor, scaled: torch.Tensor, kind: str, channels
         raise ValueError(f"score kind {kind!r} needs a window of at least 2 samples, got {window}")
     if kind == "mean_abs_error":
         return errors.mean(dim=1), errors
-    if kind == "recent_offset":
+    if kind in ("recent_offset", "level_change"):  # the newest quarter's mean signed error, alone or against the rest
         span = max(1, window // 4)
-        offsets = residual.view(len(residual), channels, window)[:, :, -span:].mean(dim=2)
+        blocks = residual.view(len(residual), channels, window)
+        offsets = blocks[:, :, -span:].mean(dim=2)
+        if kind == "level_change":
+            offsets = offsets - blocks[:, :, :-span].mean(dim=2)
         return offsets.square().mean(dim=1), errors
     if kind == "error_change":
         span = max(1, window // 6)
         profile = errors.view(len(errors), channels, window).mean(dim=1)  # per sample, over channels
         newest, before = profile[:, -span:].mean(dim=1), profile[:, -2 * span : -span].mean(dim=1)
         return (newest - before).abs(), errors
-    if kind == "level_change":
-        span = max(1, window // 4)
-        blocks = residual.view(len(residual), channels, window)
-        step = blocks[:, :, -span:].mean(dim=2) - blocks[:, :, :-span].mean(dim=2)
-        return step.square().mean(dim=1), errors
     raise ValueError(f"unknown score kind {kind!r}; choose from {list(SCORE_KINDS)}")
 
 
