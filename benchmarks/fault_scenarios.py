@@ -160,6 +160,47 @@ def broker_outage(env: FaultEnv, outage_s: float = 12.0, windows: int = 3000, ra
     result.readiness_lag_s = first_not_ready
     if producer.failed:
         result.notes.append(f"{len(producer.failed)} sends the producer gave up on (not counted as in)")
+    if result.lost:
+        result.notes.append(worker_state(w))
+    w.terminate()
+    return result
+
+
+STATE_METRICS = ("tsad_windows_consumed_total", "tsad_windows_scored_total", "tsad_records_published_total",
+                 "tsad_publish_failures_total", "tsad_commits_total", "tsad_commit_failures_total",
+                 "tsad_assigned_partitions", "tsad_paused_partitions", "tsad_windows_in_flight", "tsad_ready")
+
+
+def worker_state(w: WorkerProcess) -> str:
+    """What a worker that fell behind reports about itself, for a failing run's message."""
+    figures = ", ".join(f"{name} {w.metric(name):g}" for name in STATE_METRICS)
+    return f"worker {w.name}: alive {w.alive}, {figures}; log tail:\n{w.log()[-6000:]}"
+
+
+def outage_while_paused(env: FaultEnv, outage_s: float = 11.0, windows: int = 600, max_in_flight: int = 64
+                        ) -> Reconciliation:
+    """Backpressure holds the input paused (the scores topic does not exist yet, so no output is safe) when the
+    broker stops for longer than the group session: the partitions are lost and, once the broker is back, assigned
+    again. The worker must fetch them again once its outputs drain; nothing may stay paused for good."""
+    topics = env.topics(create_scores=False)
+    w = env.worker(topics, f"g-paused-{uuid.uuid4().hex[:6]}", "paused",
+                   batch={"max_size": 32, "max_in_flight": max_in_flight}).start()
+    w.wait_ready()
+    producer = TrackedProducer(env.kafka.bootstrap)
+    producer.send_all(str(topics["input"]), generate(windows, seed=env.seed + 4, prefix="p"))
+    producer.close()
+    wait_for(lambda: w.metric("tsad_paused_partitions") > 0, 60, "backpressure to pause the input")
+    env.kafka.stop()
+    time.sleep(outage_s)
+    assert w.alive, "the worker died while the broker was away:\n" + w.log()[-2000:]
+    env.kafka.start()
+    ensure_topics(env.kafka.bootstrap, {str(topics["scores"]): 1})
+    result = reconcile(f"broker stopped {outage_s:.0f} s while paused", "at-least-once", env, topics,
+                       producer.acked, False)
+    revocations = w.log().count("partitions revoked: [(")  # a loss reaches the worker as a revocation
+    result.notes.append(f"input paused before the outage; {revocations} revocation(s) of its partitions")
+    if result.lost:
+        result.notes.append(worker_state(w))
     w.terminate()
     return result
 

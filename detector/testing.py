@@ -117,6 +117,16 @@ class MemorySource(_Failures):
         if self.listener is not None:
             self.listener.on_revoked(partitions)
         self.partitions -= partitions
+        self.paused -= partitions  # a partition given up loses its pause (the Source contract)
+
+    def assign(self, partitions: set[TopicPartition]) -> None:
+        """Give partitions (back) to this member: fetching resumes from the committed offsets."""
+        committed = self.committed()
+        for tp in partitions:
+            self.positions[tp] = committed.get(tp, 0)
+        self.partitions |= partitions
+        if self.listener is not None:
+            self.listener.on_assigned(partitions)
 
     def close(self) -> None:
         self.closed = True

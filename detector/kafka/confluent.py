@@ -79,6 +79,10 @@ class ConfluentSource:
 
     def _on_assign(self, consumer: Consumer, partitions: list[KafkaTP]) -> None:
         consumer.assign(partitions)  # assign first, so the worker can pause them (backpressure) straight away
+        # librdkafka keeps a partition's pause through unassign and a later assign (measured: paused, lost in a
+        # broker outage, assigned again, it fetched nothing until resumed); the Source contract, and kafka-python,
+        # start a newly assigned partition fetching, and the worker pauses it again if it must.
+        consumer.resume(partitions)
         self.listener.on_assigned(_pairs(partitions))
 
     def _on_revoke(self, consumer: Consumer, partitions: list[KafkaTP]) -> None:

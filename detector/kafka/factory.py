@@ -18,10 +18,10 @@ def kafka_clients(config: Config, listener: RebalanceListener) -> tuple[Source, 
         sink: Sink = confluent.TransactionalConfluentSink(k) if k.exactly_once else confluent.ConfluentSink(k)
         return confluent.ConfluentSource(k, config.topics.input, listener, config.worker.max_poll_records,
                                          fetch_bytes(config)), sink
-    from detector.kafka import kafka_python
+    from detector.kafka import kafka_python, kafka_python_source
 
     sink = kafka_python.TransactionalKafkaSink(k) if k.exactly_once else kafka_python.KafkaSink(k)
-    return kafka_python.KafkaSource(k, config.topics.input, listener, config.worker.max_poll_records,
+    return kafka_python_source.KafkaSource(k, config.topics.input, listener, config.worker.max_poll_records,
                                     fetch_bytes(config)), sink
 
 

@@ -1,7 +1,8 @@
-"""The kafka-python backend (the default client) of the worker's Source and Sink.
+"""The kafka-python backend (the default client) of the worker's Sink; its Source is in `kafka_python_source`.
 
 Every client error leaves as `BrokerError`. kafka-python also signals misuse it considers impossible (e.g. pausing
-a partition a rebalance has just taken away) with `AssertionError`, so that is translated too.
+a partition a rebalance has just taken away) with `AssertionError`, and a blocking call made on its I/O thread with
+`RuntimeError`, so those are translated too.
 """
 
 from __future__ import annotations
@@ -12,8 +13,7 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from kafka import KafkaConsumer, KafkaProducer
-from kafka.consumer.subscription_state import ConsumerRebalanceListener
+from kafka import KafkaProducer
 from kafka.errors import KafkaError, KafkaTimeoutError, TopicAuthorizationFailedError
 from kafka.structs import OffsetAndMetadata
 from kafka.structs import TopicPartition as KafkaTP
@@ -24,9 +24,7 @@ from detector.kafka.delivery_watch import DeliveryWatch
 from detector.kafka.seams import (
     BrokerError,
     DoneCallback,
-    InputMessage,
     OutputRecord,
-    RebalanceListener,
     TopicPartition,
     translated,
     write_refused,
@@ -34,107 +32,13 @@ from detector.kafka.seams import (
 from detector.kafka.transactions import TransactionBracket
 
 log = logging.getLogger("tsad.kafka")
-CLIENT_ERRORS = (KafkaError, AssertionError)
+# RuntimeError: a blocking call on the client's I/O thread (inside a rebalance callback), or a closed client
+CLIENT_ERRORS = (KafkaError, AssertionError, RuntimeError)
 COMMIT_TIMEOUT_MS = int(settings.COMMIT_TIMEOUT_S * 1000)
 
 
-def _offsets(positions: dict[TopicPartition, int]) -> dict[KafkaTP, OffsetAndMetadata]:
+def kafka_offsets(positions: dict[TopicPartition, int]) -> dict[KafkaTP, OffsetAndMetadata]:
     return {KafkaTP(t, p): OffsetAndMetadata(o, "", -1) for (t, p), o in positions.items()}
-
-
-class _Listener(ConsumerRebalanceListener):
-    def __init__(self, target: RebalanceListener) -> None:
-        self.target = target
-
-    def on_partitions_revoked(self, revoked: Any) -> None:
-        self.target.on_revoked({(tp.topic, tp.partition) for tp in revoked})
-
-    def on_partitions_assigned(self, assigned: Any) -> None:
-        self.target.on_assigned({(tp.topic, tp.partition) for tp in assigned})
-
-
-class KafkaSource:
-    """A consumer-group member on one topic with manual commits."""
-
-    def __init__(self, k: KafkaConfig, topic: str, listener: RebalanceListener, max_poll_records: int,
-                 fetch_bytes: int = settings.FETCH_BYTES) -> None:
-        options = settings.render(settings.consumer(k, max_poll_records, fetch_bytes), "kafka-python")
-        with translated("consumer start", *CLIENT_ERRORS):
-            self.consumer = KafkaConsumer(**options)
-            self.consumer.subscribe([topic], listener=_Listener(listener))
-
-    def poll(self, timeout_s: float, max_records: int, fill: bool = False) -> list[InputMessage]:
-        deadline = time.monotonic() + timeout_s
-        out: list[InputMessage] = []
-        with translated("poll", *CLIENT_ERRORS):
-            while True:
-                left = deadline - time.monotonic()
-                batches = self.consumer.poll(timeout_ms=max(0, int(left * 1000)), max_records=max_records - len(out))
-                for records in batches.values():
-                    for r in records:
-                        out.append(InputMessage(r.topic, r.partition, r.offset, r.key, r.value,
-                                                list(r.headers or []), r.timestamp))
-                if not fill or len(out) >= max_records or time.monotonic() >= deadline:
-                    return out
-
-    def pause(self, partitions: set[TopicPartition]) -> None:
-        with translated("pause", *CLIENT_ERRORS):
-            self.consumer.pause(*(KafkaTP(t, p) for t, p in partitions))
-
-    def resume(self, partitions: set[TopicPartition]) -> None:
-        with translated("resume", *CLIENT_ERRORS):
-            self.consumer.resume(*(KafkaTP(t, p) for t, p in partitions))
-
-    def assignment(self) -> set[TopicPartition]:
-        with translated("assignment", *CLIENT_ERRORS):
-            return {(tp.topic, tp.partition) for tp in self.consumer.assignment()}
-
-    def commit(self, positions: dict[TopicPartition, int]) -> None:
-        # Bounded: without a timeout kafka-python waits for a coordinator for as long as the broker is away,
-        # which would freeze the loop (and health reporting); a timed-out commit is retried at the next interval.
-        with translated("offset commit", *CLIENT_ERRORS):
-            self.consumer.commit(_offsets(positions), timeout_ms=COMMIT_TIMEOUT_MS)
-
-    def lag(self) -> dict[TopicPartition, int]:
-        """Messages between the consumer's position and the partition end, from the last fetch's high-water."""
-        out = {}
-        with translated("lag", *CLIENT_ERRORS):
-            for tp in self.consumer.assignment():
-                high = self.consumer.highwater(tp)
-                if high is None:
-                    continue
-                try:
-                    out[(tp.topic, tp.partition)] = max(0, high - self.consumer.position(tp, timeout_ms=1000))
-                except KafkaError:
-                    continue
-        return out
-
-    def group_metadata(self) -> object:
-        with translated("group metadata", *CLIENT_ERRORS):
-            return self.consumer.group_metadata()
-
-    def rewind(self, partitions: set[TopicPartition]) -> None:
-        with translated("rewind", *CLIENT_ERRORS):
-            for topic, partition in partitions:
-                tp = KafkaTP(topic, partition)
-                committed = self.consumer.committed(tp, timeout_ms=COMMIT_TIMEOUT_MS)
-                if committed is None:
-                    self.consumer.seek_to_beginning(tp)
-                else:
-                    self.consumer.seek(tp, committed)
-
-    def connected(self) -> bool:
-        client = self.consumer._client
-        try:
-            # kafka-python 3 names it node_id, 2.x nodeId
-            return any(client.connected(getattr(b, "node_id", getattr(b, "nodeId", None)))
-                       for b in client.cluster.brokers())
-        except Exception:  # diagnostics only: a broken client object is "not connected"
-            return False
-
-    def close(self) -> None:
-        with translated("consumer close", *CLIENT_ERRORS):
-            self.consumer.close(autocommit=False)
 
 
 class KafkaSink:
@@ -299,7 +203,7 @@ class TransactionalKafkaSink(TransactionBracket, KafkaSink):
         self.producer.begin_transaction()
 
     def _send_offsets(self, positions: dict[TopicPartition, int], group_metadata: object) -> None:
-        self.producer.send_offsets_to_transaction(_offsets(positions), group_metadata)
+        self.producer.send_offsets_to_transaction(kafka_offsets(positions), group_metadata)
 
     def _commit(self) -> None:
         self.producer.commit_transaction()

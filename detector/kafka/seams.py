@@ -80,7 +80,9 @@ class Source(Protocol):
         """Messages as soon as any are available (at most `timeout_s` of waiting); with `fill`, keep collecting
         until `max_records` or the timeout, whichever comes first (a batch already waiting for its deadline)."""
 
-    def pause(self, partitions: set[TopicPartition]) -> None: ...
+    def pause(self, partitions: set[TopicPartition]) -> None:
+        """Stop fetching these assigned partitions until `resume`, or until they are given up: a partition
+        assigned again (after a revocation or a loss) starts fetching."""
 
     def resume(self, partitions: set[TopicPartition]) -> None: ...
 

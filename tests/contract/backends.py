@@ -4,6 +4,7 @@ kafka-python and librdkafka backends against the real broker (built by the same 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import time
 import uuid
 from collections.abc import Callable
@@ -23,6 +24,21 @@ class NoRebalance:
 
     def on_assigned(self, partitions: set[TopicPartition]) -> None:
         pass
+
+
+class Assignments(NoRebalance):
+    """Counts the assignments a source's rebalance callbacks delivered; runs `on_revoke` (if set) in a revocation."""
+
+    def __init__(self) -> None:
+        self.count = 0
+        self.on_revoke: Callable[[set[TopicPartition]], None] | None = None
+
+    def on_revoked(self, partitions: set[TopicPartition]) -> None:
+        if self.on_revoke is not None and partitions:
+            self.on_revoke(partitions)
+
+    def on_assigned(self, partitions: set[TopicPartition]) -> None:
+        self.count += 1
 
 
 def poll_until(source: Source, n: int, max_records: int = 1000, timeout: float = 30.0) -> list[InputMessage]:
@@ -85,6 +101,19 @@ class MemoryBackend:
         assert isinstance(source, MemorySource)
         return source.committed().get(tp)
 
+    def on_revoke(self, source: Source, hook: Callable[[set[TopicPartition]], None]) -> None:
+        assert isinstance(source, MemorySource)
+        source.listener = Assignments()
+        source.listener.on_revoke = hook
+
+    def rebalance(self, source: Source) -> list[InputMessage]:
+        """Take every partition from `source` and give it back (as a member joining and leaving the group does)."""
+        assert isinstance(source, MemorySource)
+        partitions = source.assignment()
+        source.revoke(partitions)
+        source.assign(partitions)
+        return []
+
     def break_source(self, source: Source, method: str) -> None:
         assert isinstance(source, MemorySource)
         source.fail_next(method)
@@ -106,6 +135,7 @@ class KafkaBackend:
         self.new_topic = new_topic
         self.made: list[Any] = []
         self._sinks: dict[int, Sink] = {}
+        self._members: dict[int, tuple[Config, Assignments]] = {}  # source -> its config and its assignments
 
     def _config(self, topic: str, exactly_once: bool) -> Config:
         tag = uuid.uuid4().hex[:8]
@@ -118,10 +148,43 @@ class KafkaBackend:
         return self.new_topic(prefix)
 
     def source(self, topic: str, exactly_once: bool = False) -> Source:
-        source, sink = kafka_clients(self._config(topic, exactly_once), NoRebalance())
+        config, assignments = self._config(topic, exactly_once), Assignments()
+        source, sink = kafka_clients(config, assignments)
         self.made += [source, sink]
         self._sinks[id(source)] = sink
+        self._members[id(source)] = config, assignments
         return source
+
+    def on_revoke(self, source: Source, hook: Callable[[set[TopicPartition]], None]) -> None:
+        self._members[id(source)][1].on_revoke = hook
+
+    def rebalance(self, source: Source, timeout: float = 60.0) -> list[InputMessage]:
+        """A second member joins `source`'s group and leaves it again: both clients' default assignors are eager,
+        so `source` gives up all its partitions twice and ends with all of them assigned again. Returns what
+        `source` polled after that last assignment."""
+        config, assignments = self._members[id(source)]
+        before = source.assignment()
+        other_assignments = Assignments()
+        other, other_sink = kafka_clients(dataclasses.replace(config, kafka=dataclasses.replace(
+            config.kafka, client_id=f"{config.kafka.client_id}-other")), other_assignments)
+        deadline = time.monotonic() + timeout
+        seen = assignments.count
+        try:
+            while other_assignments.count == 0 or assignments.count == seen:  # both in the new generation
+                assert time.monotonic() < deadline, "the second member never joined"
+                source.poll(0.1, 1000)
+                other.poll(0.1, 1000)
+        finally:
+            other.close()
+            other_sink.close()
+        seen = assignments.count
+        final: list[InputMessage] = []
+        while assignments.count == seen or source.assignment() != before:  # the group without the other member
+            assert time.monotonic() < deadline, "the partitions never came back"
+            got = source.poll(0.1, 1000)
+            if assignments.count != seen:
+                final += got
+        return final
 
     def sink(self, transactional: bool = False, source: Source | None = None) -> Sink:
         """With a source: the sink built beside it (same group, so transactional offsets land in its group)."""

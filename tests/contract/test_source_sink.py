@@ -13,7 +13,7 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from backends import KafkaBackend, MemoryBackend, poll_until
 
-from detector.kafka.seams import BrokerError, InputMessage, OutputRecord
+from detector.kafka.seams import BrokerError, InputMessage, OutputRecord, TopicPartition
 
 
 @pytest.fixture(params=["memory", "kafka-python", "confluent"])
@@ -62,6 +62,52 @@ def test_pause_holds_back_and_resume_releases(backend) -> None:
         assert source.poll(0.2, 10) == [], "a paused partition was fetched"
     source.resume(assigned)
     assert _values(poll_until(source, 2)) == [b"late-1", b"late-2"]
+
+
+def test_a_partition_assigned_again_starts_afresh_from_its_committed_offset(backend) -> None:
+    """Given up and assigned again, even to the same member, a partition is read from its committed offset and is
+    not paused: the worker leaves a revoked partition's unfinished windows to the next owner and drops its pause.
+    (librdkafka kept a pause through a loss and a new assignment, and a worker paused by backpressure in a broker
+    outage never fetched again; kafka-python 3.0 kept both pause and position through an eager rebalance.)"""
+    topic, source = _started(backend, 4)
+    source.commit({(topic, 0): 2})
+    deadline = time.monotonic() + 10
+    while backend.committed_offset(source, (topic, 0)) != 2:  # the librdkafka backend commits asynchronously
+        assert time.monotonic() < deadline, "the commit never landed"
+        source.poll(0.1, 1)
+    source.pause(source.assignment())
+    got = _values(backend.rebalance(source))
+    assert source.assignment() == {(topic, 0)}
+    backend.produce(topic, [b"after"])
+    deadline = time.monotonic() + 30
+    while b"after" not in got:
+        assert time.monotonic() < deadline, f"the partition assigned again was not fetched (got {got})"
+        got += _values(source.poll(0.2, 10))
+    assert got == [b"m2", b"m3", b"after"]
+
+
+def test_a_commit_inside_a_revocation_lands_or_fails_as_a_broker_error(backend) -> None:
+    """The worker commits what is safe when partitions are revoked. librdkafka commits synchronously there;
+    kafka-python 3.0 runs the callback on its I/O thread, where a blocking commit raises RuntimeError: it must
+    leave as BrokerError (which the worker's commit policy absorbs), never escape the callback as anything else."""
+    topic, source = _started(backend, 4)
+    outcome: list[str] = []
+
+    def commit_three(partitions: set[TopicPartition]) -> None:
+        try:
+            source.commit({(topic, 0): 3})
+            outcome.append("committed")
+        except BrokerError as exc:
+            outcome.append(f"refused: {exc}")
+
+    backend.on_revoke(source, commit_three)
+    backend.rebalance(source)
+    assert outcome, "no revocation was seen"
+    if backend.name == "kafka-python":
+        assert outcome[0].startswith("refused: offset commit: RuntimeError"), outcome
+    else:
+        assert outcome[0] == "committed"
+        assert backend.committed_offset(source, (topic, 0)) == 3
 
 
 def test_rewind_returns_to_the_committed_offset(backend) -> None:

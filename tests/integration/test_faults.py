@@ -11,6 +11,7 @@ from fault_scenarios import (
     broker_outage,
     corrupt_bundle,
     kill9,
+    outage_while_paused,
     output_unavailable,
     two_workers_one_killed,
 )
@@ -61,9 +62,17 @@ def test_kill9_with_the_confluent_client(kafka, sample_bundle, tmp_path: Path, e
 def test_broker_outage_worker_survives_and_loses_nothing(client_env) -> None:
     r = broker_outage(client_env, outage_s=11, windows=2000, rate=200)
     print("\n" + r.row())
-    assert r.lost == 0 and r.windows_in > 0
+    assert r.lost == 0 and r.windows_in > 0, r.notes
     # readiness follows the broker within a few status refreshes (0.5 s here), whatever the client is doing
     assert r.readiness_lag_s is not None and r.readiness_lag_s < 5.0, r.notes
+
+
+def test_broker_outage_while_paused_resumes_and_loses_nothing(client_env) -> None:
+    """Backpressure has paused the input when the broker goes away for longer than the group session: the
+    partitions are lost and assigned again, and must be fetched again (librdkafka kept their pause for good)."""
+    r = outage_while_paused(client_env, outage_s=9)
+    print("\n" + r.row())
+    assert r.windows_in > 0 and r.lost == 0, r.notes
 
 
 def test_two_workers_one_killed_loses_nothing(client_env) -> None:
