@@ -35,6 +35,7 @@ class Reconciliation:
     duplicated: int
     notes: list[str] = field(default_factory=list)
     readiness_lag_s: float | None = None  # broker outage: seconds until /readyz first answered 503
+    revocations: int | None = None  # outage while paused: how often the worker gave up its partitions
 
     def row(self) -> str:
         return (f"| {self.scenario} | {self.mode} | {self.windows_in} | {self.outputs} | {self.lost} | "
@@ -197,8 +198,8 @@ def outage_while_paused(env: FaultEnv, outage_s: float = 11.0, windows: int = 60
     ensure_topics(env.kafka.bootstrap, {str(topics["scores"]): 1})
     result = reconcile(f"broker stopped {outage_s:.0f} s while paused", "at-least-once", env, topics,
                        producer.acked, False)
-    revocations = w.log().count("partitions revoked: [(")  # a loss reaches the worker as a revocation
-    result.notes.append(f"input paused before the outage; {revocations} revocation(s) of its partitions")
+    result.revocations = w.log().count("partitions revoked: [(")  # a loss reaches the worker as a revocation
+    result.notes.append(f"input paused before the outage; {result.revocations} revocation(s) of its partitions")
     if result.lost:
         result.notes.append(worker_state(w))
     w.terminate()

@@ -68,6 +68,7 @@ class ConfluentSource:
         self.listener = listener
         # inside a rebalance callback: "revoked" (commits are synchronous) or "lost" (nothing can be committed)
         self._handing_over: str | None = None
+        self._revoked_now: set[TopicPartition] = set()  # partitions given up during the current poll
         self._commit_failure: str | None = None
         with translated("consumer start", *CLIENT_ERRORS):
             self.consumer = Consumer({**settings.render(settings.consumer(k, max_poll_records, fetch_bytes),
@@ -94,6 +95,7 @@ class ConfluentSource:
         self._hand_over(consumer, partitions, "lost")  # outputs are still flushed; offsets cannot be committed
 
     def _hand_over(self, consumer: Consumer, partitions: list[KafkaTP], how: str) -> None:
+        self._revoked_now |= _pairs(partitions)
         self._handing_over = how
         try:
             self.listener.on_revoked(_pairs(partitions))
@@ -109,7 +111,11 @@ class ConfluentSource:
                 first = self.consumer.poll(timeout_s)
                 if first is None:
                     return []
-                messages = [first, *self.consumer.consume(max_records - 1, 0)] if max_records > 1 else [first]
+                self._revoked_now = set()
+                rest = self.consumer.consume(max_records - 1, 0) if max_records > 1 else []
+                # a revocation inside consume() makes `first` a message of a partition the worker has given up
+                # (librdkafka drops the older messages of a revoked partition itself)
+                messages = rest if (first.topic(), first.partition()) in self._revoked_now else [first, *rest]
         out = []
         m: Any  # confluent's stubs make every field optional; a consumed message has them all
         for m in messages:

@@ -6,6 +6,7 @@ would wait on that same thread); see `_Listener` for how the worker's rebalance 
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 from typing import Any
@@ -25,16 +26,20 @@ log = logging.getLogger("tsad.kafka")
 
 class _Listener(ConsumerRebalanceListener):
     """kafka-python 3.0 calls a listener on its I/O thread, where no blocking consumer call may be made (commit,
-    committed, ...: they raise RuntimeError). A revocation is passed on at once (its commit fails cleanly, see
-    CLIENT_ERRORS, and the next owner re-reads from the last interval commit); an assignment is kept for the
-    caller's thread, which `KafkaSource.poll` serves before it returns."""
+    committed, ...: they raise RuntimeError). A revocation (or a loss, which kafka-python reports as one) is passed
+    on at once: its commit is refused cleanly (see CLIENT_ERRORS) and the next owner re-reads from the last interval
+    commit. An assignment is kept for the caller's thread, which `KafkaSource.poll` serves before it returns."""
 
     def __init__(self, target: RebalanceListener) -> None:
         self.target = target
-        self.assigned: set[TopicPartition] | None = None
+        self.assigned: set[TopicPartition] | None = None  # the whole new assignment (eager), not yet served
+        self.revoked: set[TopicPartition] = set()  # given up since the caller last looked
 
     def on_partitions_revoked(self, revoked: Any) -> None:
-        self.target.on_revoked({(tp.topic, tp.partition) for tp in revoked})
+        partitions = {(tp.topic, tp.partition) for tp in revoked}
+        self.assigned = None  # an assignment not yet served is over too
+        self.revoked |= partitions
+        self.target.on_revoked(partitions)
 
     def on_partitions_assigned(self, assigned: Any) -> None:
         self.assigned = {(tp.topic, tp.partition) for tp in assigned}
@@ -51,23 +56,33 @@ class KafkaSource:
             self.consumer = KafkaConsumer(**options)
             self.consumer.subscribe([topic], listener=self._listener)
 
-    def _serve_assignment(self, out: list[InputMessage]) -> list[InputMessage]:
-        """Start a new assignment's partitions afresh, unpaused and from their committed offsets, then tell the
-        worker. kafka-python 3.0 keeps a partition's position and pause through an eager rebalance that gives it
-        back to the same member (Java's consumer drops both); the worker left that partition's unfinished windows
-        to 'the next owner', so this member must read them again. Records of these partitions fetched before the
-        restart are dropped here: they are read again from the committed offset."""
-        partitions, self._listener.assigned = self._listener.assigned, None
-        if partitions is None:
+    def _serve_rebalance(self, out: list[InputMessage]) -> list[InputMessage]:
+        """Drop what was fetched of partitions given up or newly assigned, then start the new assignment afresh
+        (unpaused, from the committed offsets) and tell the worker. kafka-python 3.0 keeps a partition's position
+        and pause through an eager rebalance that gives it back to the same member (Java's consumer drops both);
+        the worker left that partition's unfinished windows to 'the next owner', so this member must read them
+        again. Dropping is safe: the new owner, this member included, reads from the committed offset. If the
+        committed offsets cannot be read, the partitions stay paused and unserved until a later poll can."""
+        listener = self._listener
+        gone = listener.revoked | (listener.assigned or set())
+        listener.revoked = set()
+        if gone:
+            out = [m for m in out if m.tp not in gone]
+        if listener.assigned is None:
             return out
+        partitions = listener.assigned & self.assignment()
         try:
             self.resume(partitions)
             self.rewind(partitions)
-        except BrokerError as exc:  # the broker went away mid-rebalance: the group will rebalance again
-            log.warning("assigned partitions %s not restarted from their committed offsets: %s",
-                        sorted(partitions), exc)
-        self._listener.target.on_assigned(partitions)
-        return [m for m in out if (m.topic, m.partition) not in partitions]
+        except BrokerError as exc:
+            log.warning("assigned partitions %s not yet restarted from their committed offsets (retried at the "
+                        "next poll): %s", sorted(partitions), exc)
+            with contextlib.suppress(BrokerError):
+                self.pause(partitions)
+            return out
+        listener.assigned = None
+        listener.target.on_assigned(partitions)
+        return out
 
     def poll(self, timeout_s: float, max_records: int, fill: bool = False) -> list[InputMessage]:
         deadline = time.monotonic() + timeout_s
@@ -80,7 +95,7 @@ class KafkaSource:
                     for r in records:
                         out.append(InputMessage(r.topic, r.partition, r.offset, r.key, r.value,
                                                 list(r.headers or []), r.timestamp))
-                out = self._serve_assignment(out)
+                out = self._serve_rebalance(out)
                 if not fill or len(out) >= max_records or time.monotonic() >= deadline:
                     return out
 
@@ -121,14 +136,15 @@ class KafkaSource:
             return self.consumer.group_metadata()
 
     def rewind(self, partitions: set[TopicPartition]) -> None:
+        """Every committed offset is read before any partition moves, so a failure moves none of them."""
         with translated("rewind", *CLIENT_ERRORS):
-            for topic, partition in partitions:
-                tp = KafkaTP(topic, partition)
-                committed = self.consumer.committed(tp, timeout_ms=COMMIT_TIMEOUT_MS)
-                if committed is None:
+            targets = [KafkaTP(t, p) for t, p in sorted(partitions)]
+            committed = [self.consumer.committed(tp, timeout_ms=COMMIT_TIMEOUT_MS) for tp in targets]
+            for tp, offset in zip(targets, committed, strict=True):
+                if offset is None:
                     self.consumer.seek_to_beginning(tp)
                 else:
-                    self.consumer.seek(tp, committed)
+                    self.consumer.seek(tp, offset)
 
     def connected(self) -> bool:
         client = self.consumer._client

@@ -174,6 +174,10 @@ class KafkaBackend:
                 assert time.monotonic() < deadline, "the second member never joined"
                 source.poll(0.1, 1000)
                 other.poll(0.1, 1000)
+            # The test's premise: `source` keeps its partitions through the join (the range assignor gives a
+            # single partition to the member id that sorts first, and "c-<tag>-<uuid>" sorts before
+            # "c-<tag>-other-<uuid>"), so they come back to the same member that paused them.
+            assert source.assignment() == before, "the first member did not keep its partitions through the join"
         finally:
             other.close()
             other_sink.close()

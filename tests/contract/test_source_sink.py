@@ -31,6 +31,15 @@ def _values(messages: list[InputMessage]) -> list[bytes]:
     return [m.value or b"" for m in messages]
 
 
+def _commit_and_wait(backend, source, tp: TopicPartition, offset: int) -> None:
+    """Commit and poll until the commit landed (the librdkafka backend commits asynchronously)."""
+    source.commit({tp: offset})
+    deadline = time.monotonic() + 10
+    while backend.committed_offset(source, tp) != offset:
+        assert time.monotonic() < deadline, "the commit never landed"
+        source.poll(0.1, 1)
+
+
 def _started(backend, n: int = 10, exactly_once: bool = False):
     """A source on a fresh topic holding n messages, all consumed once (so partitions are assigned)."""
     topic = backend.topic("contract")
@@ -70,11 +79,7 @@ def test_a_partition_assigned_again_starts_afresh_from_its_committed_offset(back
     (librdkafka kept a pause through a loss and a new assignment, and a worker paused by backpressure in a broker
     outage never fetched again; kafka-python 3.0 kept both pause and position through an eager rebalance.)"""
     topic, source = _started(backend, 4)
-    source.commit({(topic, 0): 2})
-    deadline = time.monotonic() + 10
-    while backend.committed_offset(source, (topic, 0)) != 2:  # the librdkafka backend commits asynchronously
-        assert time.monotonic() < deadline, "the commit never landed"
-        source.poll(0.1, 1)
+    _commit_and_wait(backend, source, (topic, 0), 2)
     source.pause(source.assignment())
     got = _values(backend.rebalance(source))
     assert source.assignment() == {(topic, 0)}
@@ -112,11 +117,7 @@ def test_a_commit_inside_a_revocation_lands_or_fails_as_a_broker_error(backend) 
 
 def test_rewind_returns_to_the_committed_offset(backend) -> None:
     topic, source = _started(backend, 10)
-    source.commit({(topic, 0): 4})
-    deadline = time.monotonic() + 10
-    while backend.committed_offset(source, (topic, 0)) != 4:  # the librdkafka backend commits asynchronously
-        assert time.monotonic() < deadline, "the commit never landed"
-        source.poll(0.1, 1)
+    _commit_and_wait(backend, source, (topic, 0), 4)
     source.rewind(source.assignment())
     again = poll_until(source, 6)
     assert [m.offset for m in again] == list(range(4, 10))

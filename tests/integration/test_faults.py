@@ -73,6 +73,8 @@ def test_broker_outage_while_paused_resumes_and_loses_nothing(client_env) -> Non
     r = outage_while_paused(client_env, outage_s=9)
     print("\n" + r.row())
     assert r.windows_in > 0 and r.lost == 0, r.notes
+    if client_env.client == "confluent":  # librdkafka expires the session itself: the loss this test is about
+        assert r.revocations, r.notes     # (kafka-python's member survived the restart in every run seen)
 
 
 def test_two_workers_one_killed_loses_nothing(client_env) -> None:
