@@ -90,7 +90,12 @@ class KafkaSource:
         with translated("poll", *CLIENT_ERRORS):
             while True:
                 left = deadline - time.monotonic()
-                batches = self.consumer.poll(timeout_ms=max(0, int(left * 1000)), max_records=max_records - len(out))
+                try:
+                    batches = self.consumer.poll(timeout_ms=max(0, int(left * 1000)),
+                                                 max_records=max_records - len(out))
+                except Exception:
+                    self._give_back(out)
+                    raise
                 for records in batches.values():
                     for r in records:
                         out.append(InputMessage(r.topic, r.partition, r.offset, r.key, r.value,
@@ -98,6 +103,16 @@ class KafkaSource:
                 out = self._serve_rebalance(out)
                 if not fill or len(out) >= max_records or time.monotonic() >= deadline:
                     return out
+
+    def _give_back(self, out: list[InputMessage]) -> None:
+        """Records a failing poll will not return: seek their partitions back to them (no network), or the next
+        poll would read past windows the worker never saw, and its commits would skip them."""
+        first: dict[TopicPartition, int] = {}
+        for m in out:
+            first[m.tp] = min(m.offset, first.get(m.tp, m.offset))
+        for (topic, partition), offset in first.items():
+            with contextlib.suppress(*CLIENT_ERRORS, ValueError):  # ValueError: no longer assigned
+                self.consumer.seek(KafkaTP(topic, partition), offset)
 
     def pause(self, partitions: set[TopicPartition]) -> None:
         with translated("pause", *CLIENT_ERRORS):
@@ -126,9 +141,11 @@ class KafkaSource:
                 if high is None:
                     continue
                 try:
-                    out[(tp.topic, tp.partition)] = max(0, high - self.consumer.position(tp, timeout_ms=1000))
+                    position = self.consumer.position(tp, timeout_ms=1000)
                 except KafkaError:
                     continue
+                if position is not None:  # None until a partition sought to its beginning has looked it up
+                    out[(tp.topic, tp.partition)] = max(0, high - position)
         return out
 
     def group_metadata(self) -> object:

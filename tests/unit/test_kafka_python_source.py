@@ -5,15 +5,17 @@ unserved until a later poll succeeds. (The real client is covered by tests/contr
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+import pytest
 from kafka.errors import KafkaTimeoutError
 from kafka.structs import TopicPartition as KafkaTP
 
 from detector.kafka.kafka_python_source import KafkaSource, _Listener
-from detector.kafka.seams import TopicPartition
+from detector.kafka.seams import BrokerError, TopicPartition
 
 P0, P1 = KafkaTP("in", 0), KafkaTP("in", 1)
 
@@ -38,10 +40,16 @@ class ScriptedConsumer:
     paused: set[KafkaTP] = field(default_factory=set)
     committed_offsets: dict[KafkaTP, int] = field(default_factory=dict)
     positions: dict[KafkaTP, int] = field(default_factory=dict)
-    committed_fails: int = 0  # this many committed() calls raise, as with a coordinator away
+    failing_calls: set[int] = field(default_factory=set)  # which committed() calls raise (1 = the first)
+    calls: int = 0
+    poll_error: Exception | None = None  # raised by the next poll
 
     def poll(self, timeout_ms: int, max_records: int) -> dict[KafkaTP, list[Record]]:
+        if self.poll_error is not None:
+            error, self.poll_error = self.poll_error, None
+            raise error
         if not self.steps:
+            time.sleep(timeout_ms / 1000)  # nothing more to fetch: wait out the timeout, as a consumer does
             return {}
         action, records = self.steps.pop(0)
         action()
@@ -60,8 +68,8 @@ class ScriptedConsumer:
         self.paused -= set(tps)
 
     def committed(self, tp: KafkaTP, timeout_ms: int) -> int | None:
-        if self.committed_fails:
-            self.committed_fails -= 1
+        self.calls += 1
+        if self.calls in self.failing_calls:
             raise KafkaTimeoutError("no coordinator")
         return self.committed_offsets.get(tp)
 
@@ -118,7 +126,7 @@ def test_a_partition_given_back_is_resumed_rewound_and_then_handed_to_the_worker
 
 
 def test_a_failed_rewind_keeps_the_partitions_paused_and_unserved_until_a_later_poll() -> None:
-    consumer = ScriptedConsumer(committed_offsets={P0: 3}, committed_fails=1)
+    consumer = ScriptedConsumer(committed_offsets={P0: 3}, failing_calls={2})  # P0's read, then P1's fails
     source, worker, listener = _source(consumer)
     consumer.steps = [(_assign(consumer, listener, P0, P1), [Record("in", 0, 7)]),
                       (lambda: None, [Record("in", 1, 9)])]  # would not be fetched while paused; dropped anyway
@@ -132,10 +140,11 @@ def test_a_failed_rewind_keeps_the_partitions_paused_and_unserved_until_a_later_
 
 
 def test_an_assignment_not_yet_served_ends_with_a_revocation() -> None:
-    consumer = ScriptedConsumer(committed_fails=1)
+    consumer = ScriptedConsumer(failing_calls={1})
     source, worker, listener = _source(consumer)
     consumer.steps = [(_assign(consumer, listener, P0), []), (_revoke(consumer, listener, P0), [])]
     source.poll(0.1, 10)
+    assert listener.assigned == {("in", 0)}  # waiting: its rewind failed
     source.poll(0.1, 10)
     assert worker.events == [("revoked", {("in", 0)})]  # never handed over as assigned
     assert listener.assigned is None
@@ -146,7 +155,22 @@ def test_records_fetched_before_a_revocation_in_the_same_poll_are_dropped() -> N
     source, worker, listener = _source(consumer)
     consumer.steps = [(lambda: None, [Record("in", 1, 0), Record("in", 0, 0)]),
                       (lambda: (_revoke(consumer, listener, P0, P1)(), _assign(consumer, listener, P0)()), [])]
-    got = source.poll(0.3, 10, fill=True)
+    got = source.poll(1.0, 10, fill=True)
     assert got == []  # P1 moved away (its new owner reads it from the committed offset); P0 is read again
     assert worker.events[-1] == ("assigned", {("in", 0)})
     assert consumer.positions == {P0: 0}
+
+
+def test_records_of_a_poll_that_fails_are_given_back() -> None:
+    """A fill poll that raises after fetching returns nothing: the partitions go back to the first record not
+    returned, or the next poll would read past windows the worker never saw."""
+    consumer = ScriptedConsumer(assigned={P0, P1}, positions={P0: 12, P1: 3})
+    source, _worker, _listener = _source(consumer)
+    consumer.steps = [(lambda: None, [Record("in", 0, 10), Record("in", 0, 11), Record("in", 1, 2)])]
+
+    def fail_next() -> None:
+        consumer.poll_error = KafkaTimeoutError("heartbeat failed")
+    consumer.steps.append((fail_next, []))
+    with pytest.raises(BrokerError):
+        source.poll(5.0, 10, fill=True)
+    assert consumer.positions == {P0: 10, P1: 2}
