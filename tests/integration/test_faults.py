@@ -74,7 +74,7 @@ def test_broker_outage_while_paused_resumes_and_loses_nothing(client_env) -> Non
     print("\n" + r.row())
     assert r.windows_in > 0 and r.lost == 0, r.notes
     if client_env.client == "confluent":  # librdkafka expires the session itself: the loss this test is about
-        assert r.revocations, r.notes     # (kafka-python's member survived the restart in every run seen)
+        assert r.revocations, r.notes     # (kafka-python's member may survive it: seen both ways)
 
 
 def test_two_workers_one_killed_loses_nothing(client_env) -> None:
