@@ -70,7 +70,7 @@ class KafkaSource:
             out = [m for m in out if m.tp not in gone]
         if listener.assigned is None:
             return out
-        partitions = listener.assigned & self.assignment()
+        partitions = listener.assigned & self._owned()
         try:
             self.resume(partitions)
             self.rewind(partitions)
@@ -122,9 +122,14 @@ class KafkaSource:
         with translated("resume", *CLIENT_ERRORS):
             self.consumer.resume(*(KafkaTP(t, p) for t, p in partitions))
 
-    def assignment(self) -> set[TopicPartition]:
+    def _owned(self) -> set[TopicPartition]:
         with translated("assignment", *CLIENT_ERRORS):
             return {(tp.topic, tp.partition) for tp in self.consumer.assignment()}
+
+    def assignment(self) -> set[TopicPartition]:
+        """The partitions served: an assignment still waiting for its committed offsets is not (nothing of it is
+        read yet), so readiness and `tsad_assigned_partitions` do not count it."""
+        return self._owned() - (self._listener.assigned or set())
 
     def commit(self, positions: dict[TopicPartition, int]) -> None:
         # Bounded: without a timeout kafka-python waits for a coordinator for as long as the broker is away,

@@ -132,8 +132,10 @@ def test_a_failed_rewind_keeps_the_partitions_paused_and_unserved_until_a_later_
                       (lambda: None, [Record("in", 1, 9)])]  # would not be fetched while paused; dropped anyway
     assert source.poll(0.1, 10) == []
     assert worker.events == [] and consumer.paused == {P0, P1} and consumer.positions == {}  # none moved
+    assert source.assignment() == set()  # not served yet: readiness and the assigned gauge do not count them
     assert source.poll(0.1, 10) == []
     assert worker.events == [("assigned", {("in", 0), ("in", 1)})]
+    assert source.assignment() == {("in", 0), ("in", 1)}
     assert consumer.positions == {P0: 3, P1: 0} and consumer.paused == set()
     consumer.steps = [(lambda: None, [Record("in", 0, 3)])]
     assert [m.offset for m in source.poll(0.1, 10)] == [3]  # served: its records flow again
