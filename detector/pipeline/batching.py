@@ -8,6 +8,7 @@ wire/columns.py), joined when the batch is taken, so no per-window object is mad
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -126,6 +127,9 @@ THREADED_COPY_MIN = 32_768  # values: below torch's grain size its copy runs on 
 def _threaded_copy() -> Callable[[np.ndarray, np.ndarray], None]:
     """out[:] = rows, large blocks by torch on its intra-op threads (3x numpy's one core on a 16-core host)."""
     import torch  # only a CUDA worker copies this way
+
+    # `rows` is often a read-only view of a Kafka message; torch warns once about wrapping it, but it is only read.
+    warnings.filterwarnings("ignore", message="The given NumPy array is not writable", category=UserWarning)
 
     def copy(out: np.ndarray, rows: np.ndarray) -> None:
         if rows.size < THREADED_COPY_MIN:
