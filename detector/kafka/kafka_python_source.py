@@ -140,8 +140,9 @@ class KafkaSource:
     def lag(self) -> dict[TopicPartition, int]:
         """Messages between the consumer's position and the partition end, from the last fetch's high-water."""
         out = {}
+        served = self.assignment()
         with translated("lag", *CLIENT_ERRORS):
-            for tp in self.consumer.assignment():
+            for tp in (KafkaTP(t, p) for t, p in served):
                 high = self.consumer.highwater(tp)
                 if high is None:
                     continue

@@ -129,7 +129,8 @@ def _threaded_copy() -> Callable[[np.ndarray, np.ndarray], None]:
     import torch  # only a CUDA worker copies this way
 
     # `rows` is often a read-only view of a Kafka message; torch warns once about wrapping it, but it is only read.
-    warnings.filterwarnings("ignore", message="The given NumPy array is not writable", category=UserWarning)
+    warnings.filterwarnings("ignore", message="The given NumPy array is not writable", category=UserWarning,
+                            module=r"detector\.pipeline\.batching")
 
     def copy(out: np.ndarray, rows: np.ndarray) -> None:
         if rows.size < THREADED_COPY_MIN:
