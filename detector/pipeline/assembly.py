@@ -8,7 +8,7 @@ from collections.abc import Callable
 from typing import cast
 
 from detector.config import Config
-from detector.kafka.seams import Sink, Source, StateReader, TransactionalSink
+from detector.kafka.seams import Sink, Source, StateReader, TopicPartition, TransactionalSink
 from detector.model.reload import BundleWatcher
 from detector.model.serving import ServingModel
 from detector.ops.consumer_status import ConsumerStatus
@@ -59,6 +59,8 @@ def build_worker(*, config: Config, source: Source, sink: Sink, model: ServingMo
                                ShadowStage(shadow, config.topics.shadow_topic, metrics) if shadow else None)
     swap = None if watcher is None else ModelSwap(watcher, processor, delivery, metrics, config.topics.events,
                                                   config.model.device, config.model.dtype, wall)
+    stage = episodes  # newly assigned partitions wait paused for their episode state, backpressure or not
+    held: Callable[[], set[TopicPartition]] = (lambda: stage.pending) if stage is not None else set
     decoder = WindowDecoder(model.window, config.input.format, config.input.max_message_bytes, model.channels,
                             config.input.max_batch_bytes)
     ingest = Ingest(decoder, batcher, tracker, processor, delivery, policy, latencies, metrics, config.topics.input,
@@ -67,7 +69,7 @@ def build_worker(*, config: Config, source: Source, sink: Sink, model: ServingMo
         config=config, source=source, ingest=ingest,
         batcher=batcher, tracker=tracker,
         processor=processor,
-        delivery=delivery, commits=commits, backpressure=Backpressure(source, batch.max_in_flight, metrics),
+        delivery=delivery, commits=commits, backpressure=Backpressure(source, batch.max_in_flight, metrics, held),
         status=ConsumerStatus(source, metrics, health, worker.lag_interval_s, clock), policy=policy,
         latencies=latencies, metrics=metrics, health=health, clock=clock, wall=wall,
     )

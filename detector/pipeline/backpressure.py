@@ -3,12 +3,14 @@ safe), resume once half of them have drained. Nothing is ever queued without bou
 not fetched.
 
 The paused state changes only after the client accepted the call, so a pause or resume that fails (BrokerError)
-is tried again at the next loop turn; partitions assigned while paused are paused too.
+is tried again at the next loop turn; partitions assigned while paused are paused too. Partitions that another
+stage holds paused (`held`: the episode state of newly assigned partitions not read yet) stay paused on release.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 
 from detector.kafka.seams import Source, TopicPartition
 from detector.ops.metrics import WorkerMetrics
@@ -17,8 +19,9 @@ log = logging.getLogger("tsad.worker")
 
 
 class Backpressure:
-    def __init__(self, source: Source, limit: int, metrics: WorkerMetrics) -> None:
-        self.source, self.limit, self.metrics = source, limit, metrics
+    def __init__(self, source: Source, limit: int, metrics: WorkerMetrics,
+                 held: Callable[[], set[TopicPartition]] = set) -> None:
+        self.source, self.limit, self.metrics, self.held = source, limit, metrics, held
         self.paused: set[TopicPartition] = set()
         self.active = False
 
@@ -29,7 +32,7 @@ class Backpressure:
             self.active = True
             log.info("backpressure: %d windows in flight, paused %d partitions", in_flight, len(self.paused))
         elif self.active and in_flight <= self.limit // 2:
-            self.source.resume(self.source.assignment())
+            self.source.resume(self.source.assignment() - self.held())
             self.active = False
             self.paused = set()
             self.metrics.paused_partitions.set(0)

@@ -139,6 +139,24 @@ def test_state_behind_an_open_transaction_holds_its_partition_until_settled(monk
     assert kinds == Counter({("pump@0:3", "episode_open"): 1, ("pump@0:3", "episode_close"): 1})
 
 
+def test_backpressure_released_leaves_a_partition_waiting_for_its_state_paused(monkeypatch) -> None:
+    """A partition whose episode state is not read yet is paused; backpressure ending meanwhile must not resume it
+    (its windows would be decided without the state and reopen an episode that is already open)."""
+    from detector.pipeline.episode_stage import EpisodeStage
+
+    monkeypatch.setattr(EpisodeStage, "RETRY_S", 1e9)  # no retry inside this test: the state stays unread
+    source, sink = MemorySource(), MemorySink()
+    source.partitions = {("in", 1)}
+    worker, _ = build(config(), source, sink)
+    worker.processor.episodes.reader.unsettled = {0}
+    source.assign({("in", 0)})
+    assert ("in", 0) in source.paused and worker.processor.episodes.pending == {("in", 0)}
+    worker.backpressure.update(5000)  # too much in flight: every partition paused
+    assert source.paused == {("in", 0), ("in", 1)}
+    worker.backpressure.update(0)  # drained
+    assert source.paused == {("in", 0)}
+
+
 def test_an_aborted_transaction_rolls_episode_state_back_with_the_offsets() -> None:
     source = MemorySource()
     sink = MemoryTransactionalSink(source=source, auto_ack=False)
