@@ -13,6 +13,21 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
 
 
+# Files that start three-node clusters: under pytest-xdist they run on one process, one after the other, so that two
+# clusters (six JVMs beside the session brokers) never compete for this machine's two cores against 6-9 s timeouts.
+ONE_PROCESS_GROUPS = {"tests/integration/test_cluster_faults.py": "three-node-clusters",
+                      "tests/integration/test_local_cluster.py": "three-node-clusters"}
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """For `pytest -n 2 --dist loadgroup` (.ci/run): each test file runs whole on one process (its module fixtures
+    start once), and the files of ONE_PROCESS_GROUPS share one. Without pytest-xdist the marks do nothing."""
+    for item in items:
+        if item.get_closest_marker("xdist_group") is None:
+            path = item.nodeid.split("::")[0]
+            item.add_marker(pytest.mark.xdist_group(ONE_PROCESS_GROUPS.get(path, path)))
+
+
 @pytest.fixture(scope="session")
 def ecg5000_path() -> Path:
     value = os.environ.get("TSAD_ECG5000")

@@ -167,7 +167,7 @@ def test_connect_is_bounded_never_raises_and_leaves_a_sink_that_sends(backend, t
     out_topic = backend.topic("connected")
     began = time.monotonic()
     sink.connect([out_topic, f"{out_topic}-missing"], 1.0)
-    assert time.monotonic() - began < 1.0 + 0.5
+    assert time.monotonic() - began < 1.0 + 1.5  # unbounded, kafka-python would wait max_block_ms (5 s) here
     if backend.name == "kafka-python":  # its metadata cache is visible: the existing topic's partitions are known
         assert sink.producer._metadata.partitions_for_topic(out_topic) == {0}  # type: ignore[attr-defined]
     done: list[Exception | None] = []
