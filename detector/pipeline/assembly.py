@@ -52,7 +52,7 @@ def build_worker(*, config: Config, source: Source, sink: Sink, model: ServingMo
     if config.kafka.exactly_once:
         commits = TransactionalCommits(source, cast(TransactionalSink, sink), batcher, tracker, delivery, policy,
                                        metrics, interval_s, worker.shutdown_timeout_s, clock,
-                                       on_rewind=episodes.load if episodes else None)
+                                       on_rewind=episodes.reload if episodes else None)
     else:
         commits = OffsetCommits(source, tracker, delivery, policy, metrics, interval_s, clock)
     processor = BatchProcessor(config, model, tracker, delivery, metrics, latencies, clock, wall, episodes,

@@ -163,6 +163,13 @@ class EpisodeStage:
         self.pending = set()
         return pending
 
+    def reload(self, partitions: set[TopicPartition]) -> None:
+        """After an aborted transaction: read again the state of the partitions served; those still waiting for
+        theirs read it when they are retried (one of them may still be held by an earlier owner's transaction)."""
+        served = partitions - self.pending
+        if served:
+            self.load(served)
+
     def forget(self, partitions: set[TopicPartition]) -> None:
         self.pending -= partitions
         self.tracker.drop_partitions({p for _, p in partitions})

@@ -92,7 +92,11 @@ class Worker:
             return
         loaded = episodes.load_pending(self.source.assignment(), self.clock())
         if loaded and not self.backpressure.active:
-            self.source.resume(loaded)
+            try:
+                self.source.resume(loaded)
+            except BrokerError:  # still paused: they wait again, and their state is read again before they resume
+                episodes.pending |= loaded
+                raise
 
     def drain(self, deadline: float) -> None:
         """Stop taking input; score what is buffered; wait for every output; commit. Called on shutdown."""
@@ -126,7 +130,6 @@ class Worker:
                  dropped)
 
     def on_assigned(self, partitions: set[TopicPartition]) -> None:
-        self.backpressure.assigned(partitions)
         episodes = self.processor.episodes
         if episodes is not None and partitions:  # state first: no window of these partitions before it is read
             try:
@@ -136,5 +139,6 @@ class Worker:
                             exc)
                 episodes.pending |= partitions
                 self.source.pause(partitions)
+        self.backpressure.assigned(partitions)  # after the state: a failed pause here is retried by the next update
         self.status.assigned(len(self.source.assignment()) if partitions else 0)
         log.info("partitions assigned: %s", sorted(partitions))

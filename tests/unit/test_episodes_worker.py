@@ -139,22 +139,87 @@ def test_state_behind_an_open_transaction_holds_its_partition_until_settled(monk
     assert kinds == Counter({("pump@0:3", "episode_open"): 1, ("pump@0:3", "episode_close"): 1})
 
 
+def _waiting_for_state(monkeypatch, exactly_once: bool = False) -> tuple:
+    """A worker owning ("in", 1) that is assigned ("in", 0) while ("in", 0)'s episode state cannot be read."""
+    from detector.pipeline.episode_stage import EpisodeStage
+
+    monkeypatch.setattr(EpisodeStage, "RETRY_S", 0.0)
+    source = MemorySource()
+    sink = MemoryTransactionalSink(source=source) if exactly_once else MemorySink()
+    source.partitions = {("in", 1)}
+    worker, _ = build(config(exactly_once=exactly_once), source, sink)
+    reader = worker.processor.episodes.reader
+    reader.unsettled = {0}
+    source.assign({("in", 0)})
+    assert ("in", 0) in source.paused and worker.processor.episodes.pending == {("in", 0)}
+    return source, worker, reader
+
+
 def test_backpressure_released_leaves_a_partition_waiting_for_its_state_paused(monkeypatch) -> None:
     """A partition whose episode state is not read yet is paused; backpressure ending meanwhile must not resume it
     (its windows would be decided without the state and reopen an episode that is already open)."""
-    from detector.pipeline.episode_stage import EpisodeStage
-
-    monkeypatch.setattr(EpisodeStage, "RETRY_S", 1e9)  # no retry inside this test: the state stays unread
-    source, sink = MemorySource(), MemorySink()
-    source.partitions = {("in", 1)}
-    worker, _ = build(config(), source, sink)
-    worker.processor.episodes.reader.unsettled = {0}
-    source.assign({("in", 0)})
-    assert ("in", 0) in source.paused and worker.processor.episodes.pending == {("in", 0)}
+    source, worker, reader = _waiting_for_state(monkeypatch)
     worker.backpressure.update(5000)  # too much in flight: every partition paused
     assert source.paused == {("in", 0), ("in", 1)}
     worker.backpressure.update(0)  # drained
     assert source.paused == {("in", 0)}
+    reader.unsettled = set()
+    worker.step()  # its state is read: it resumes
+    assert source.paused == set() and worker.processor.episodes.pending == set()
+
+
+def test_state_read_while_backpressure_is_on_resumes_with_the_release(monkeypatch) -> None:
+    source, worker, reader = _waiting_for_state(monkeypatch)
+    worker.backpressure.update(5000)
+    reader.unsettled = set()
+    worker._load_pending_state()
+    assert worker.processor.episodes.pending == set() and source.paused == {("in", 0), ("in", 1)}
+    worker.backpressure.update(0)
+    assert source.paused == set()
+
+
+def test_a_failed_resume_after_the_state_is_read_is_retried(monkeypatch) -> None:
+    source, worker, reader = _waiting_for_state(monkeypatch)
+    reader.unsettled = set()
+    source.fail_next("resume")
+    with pytest.raises(BrokerError):
+        worker._load_pending_state()
+    assert ("in", 0) in source.paused and worker.processor.episodes.pending == {("in", 0)}  # waits again
+    worker._load_pending_state()
+    assert source.paused == set() and worker.processor.episodes.pending == set()
+
+
+def test_an_abort_reads_again_only_the_state_of_partitions_served(monkeypatch) -> None:
+    """Reading a waiting partition's state too would fail while an earlier owner's transaction holds it, and the
+    abort's recovery (retried before every poll) would stall the whole worker until that transaction times out."""
+    _source, worker, reader = _waiting_for_state(monkeypatch, exactly_once=True)
+    read: list[set[int]] = []
+    original = reader.read
+
+    def recording(topic: str, numbers: set[int]):
+        read.append(set(numbers))
+        return original(topic, numbers)
+    monkeypatch.setattr(reader, "read", recording)
+    worker.commits._abort("injected")  # rewinds every assigned partition and reads their state again
+    worker.commits.recover()  # finished: does not raise
+    assert read == [{1}]  # ("in", 0) still waits for its own retry
+
+
+def test_a_failed_backpressure_pause_on_assignment_still_reads_the_state_first() -> None:
+    source, sink = MemorySource(), MemorySink()
+    source.partitions = {("in", 1)}
+    worker, _ = build(config(), source, sink)
+    reader = worker.processor.episodes.reader
+    read: list[set[int]] = []
+    original = reader.read
+    reader.read = lambda topic, numbers: (read.append(set(numbers)), original(topic, numbers))[1]
+    worker.backpressure.update(5000)
+    source.fail_next("pause")
+    with pytest.raises(BrokerError):
+        source.assign({("in", 0)})  # the pause of a backpressured worker fails inside the assignment
+    assert read == [{0}] and worker.processor.episodes.pending == set()  # its state was read first
+    worker.backpressure.update(5000)  # the next loop turn pauses what was missed
+    assert source.paused == {("in", 0), ("in", 1)}
 
 
 def test_an_aborted_transaction_rolls_episode_state_back_with_the_offsets() -> None:
