@@ -19,13 +19,23 @@ ONE_PROCESS_GROUPS = {"tests/integration/test_cluster_faults.py": "three-node-cl
                       "tests/integration/test_local_cluster.py": "three-node-clusters"}
 
 
-def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """For `pytest -n 2 --dist loadgroup` (.ci/run): each test file runs whole on one process (its module fixtures
-    start once), and the files of ONE_PROCESS_GROUPS share one. Without pytest-xdist the marks do nothing."""
-    for item in items:
-        if item.get_closest_marker("xdist_group") is None:
-            path = item.nodeid.split("::")[0]
-            item.add_marker(pytest.mark.xdist_group(ONE_PROCESS_GROUPS.get(path, path)))
+def work_unit(nodeid: str) -> str:
+    """What pytest-xdist hands one process whole: the test's file, or its file's group."""
+    path = nodeid.split("::", 1)[0]
+    return ONE_PROCESS_GROUPS.get(path, path)
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config: pytest.Config, log: object) -> object:
+    """`pytest -n 2` (.ci/run): each test file runs whole on one process (its module fixtures start once), the files
+    of ONE_PROCESS_GROUPS together. (Marks cannot do this: xdist rewrites node ids before a conftest's hooks run.)"""
+    from xdist.scheduler import LoadFileScheduling
+
+    class FileGroups(LoadFileScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            return work_unit(nodeid)
+
+    return FileGroups(config, log)  # type: ignore[arg-type]
 
 
 @pytest.fixture(scope="session")
