@@ -8,6 +8,8 @@ Two topics hold the same N windows: one f32 window per message, and Arrow batche
   (a') the same bare consumer (confluent) reading the batched topic, with the worker's fetch size: what the broker
       and the client deliver of batched messages on this machine, in windows/s (the batched runs' ceiling),
   (b) the worker on per-window f32 messages, all-scores mode (a JSON score record per window),
+  (b') the same, events only (episodes; no score records): what per-window input could reach at best if its
+      scores left in batches (the per-message input side alone),
   (c) the worker on batched messages, events-only (episodes, the default events mode; no score records),
   (c') the same with `events.mode: windows` (an event per anomalous window),
   (d) the worker on batched messages, all-scores mode with one Arrow score record per input message.
@@ -107,6 +109,8 @@ def main() -> None:
                                                {"max.partition.fetch.bytes": 8 << 20}, 8) * n / messages
         say("worker, per-window f32, all scores ...")
         per_window = worker_windows_per_s(tmp, kafka.bootstrap, bundle, single, n, "f32", args.client, True)
+        say("worker, per-window f32, events only ...")
+        per_window_events = worker_windows_per_s(tmp, kafka.bootstrap, bundle, single, n, "f32", args.client, False)
         say("worker, batched, events only ...")
         events_only = worker_windows_per_s(tmp, kafka.bootstrap, bundle, batched, n, "batch", args.client, False)
         say("worker, batched, events only, an event per anomalous window ...")
@@ -123,6 +127,8 @@ def main() -> None:
                    f"{bare_batched / bare:.2f}", ""],
                   ["(b) worker, per-window f32, all scores (JSON)", f"{per_window:,.0f}", f"{per_window / bare:.2f}",
                    "1.00"],
+                  ["(b') worker, per-window f32, events only (episodes)", f"{per_window_events:,.0f}",
+                   f"{per_window_events / bare:.2f}", f"{per_window_events / per_window:.2f}"],
                   ["(c) worker, batched, events only (episodes)", f"{events_only:,.0f}",
                    f"{events_only / bare:.2f}", f"{events_only / per_window:.2f}"],
                   ["(c') worker, batched, events only (an event per anomalous window)", f"{window_events:,.0f}",
