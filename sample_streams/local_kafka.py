@@ -14,6 +14,7 @@ A three-node cluster and SASL_SSL: sample_streams/kafka_cluster.py and sample_st
 from __future__ import annotations
 
 import base64
+import fcntl
 import os
 import random
 import re
@@ -86,6 +87,14 @@ def ensure_jars(cache_dir: Path | None = None, version: str = KAFKA_VERSION) -> 
         raise KafkaLauncherError("Maven ('mvn') is required once to fetch the Kafka broker jars from Maven Central, "
                                  "but it is not on PATH")
     cache.mkdir(parents=True, exist_ok=True)
+    with (cache / ".lock").open("w") as lock:  # several processes (pytest -n 2) may need the jars at once
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if marker.is_file():  # another process fetched them while this one waited
+            return lib
+        return _fetch_jars(mvn, cache, lib, marker, version)
+
+
+def _fetch_jars(mvn: str, cache: Path, lib: Path, marker: Path, version: str) -> Path:
     (cache / "pom.xml").write_text(_POM.format(version=version))
     tmp_lib = cache / "lib.partial"
     shutil.rmtree(tmp_lib, ignore_errors=True)
