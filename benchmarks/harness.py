@@ -19,7 +19,7 @@ import yaml
 from kafka import KafkaConsumer, KafkaProducer
 
 from sample_streams.generator import WindowRecord
-from sample_streams.local_kafka import free_port
+from sample_streams.ports import free_port
 from sample_streams.replay import encode
 
 

@@ -73,7 +73,8 @@ def run_demo(args: argparse.Namespace) -> int:
     )
     from detector.service import run as run_worker
     from sample_streams.files import read_stream
-    from sample_streams.local_kafka import LocalKafka, free_port
+    from sample_streams.local_kafka import LocalKafka
+    from sample_streams.ports import free_port
     from sample_streams.replay import replay
     from sample_streams.topics import ensure_topics
 

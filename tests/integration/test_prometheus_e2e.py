@@ -19,7 +19,7 @@ import pytest
 from kafka import KafkaProducer
 
 from sample_streams.files import read_stream
-from sample_streams.local_kafka import free_port
+from sample_streams.ports import free_port
 from sample_streams.replay import replay
 
 ROOT = Path(__file__).resolve().parents[2]
