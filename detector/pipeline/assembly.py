@@ -59,8 +59,8 @@ def build_worker(*, config: Config, source: Source, sink: Sink, model: ServingMo
                                ShadowStage(shadow, config.topics.shadow_topic, metrics) if shadow else None)
     swap = None if watcher is None else ModelSwap(watcher, processor, delivery, metrics, config.topics.events,
                                                   config.model.device, config.model.dtype, wall)
-    stage = episodes  # newly assigned partitions wait paused for their episode state, backpressure or not
-    held: Callable[[], set[TopicPartition]] = (lambda: stage.pending) if stage is not None else set
+    # newly assigned partitions wait paused for their episode state, backpressure or not
+    held: Callable[[], set[TopicPartition]] = (lambda: episodes.pending) if episodes is not None else set
     decoder = WindowDecoder(model.window, config.input.format, config.input.max_message_bytes, model.channels,
                             config.input.max_batch_bytes)
     ingest = Ingest(decoder, batcher, tracker, processor, delivery, policy, latencies, metrics, config.topics.input,

@@ -155,6 +155,18 @@ def _waiting_for_state(monkeypatch, exactly_once: bool = False) -> tuple:
     return source, worker, reader
 
 
+def _record_reads(monkeypatch, reader) -> list[set[int]]:
+    """The state partitions each read of the episode-state topic asks for, in order."""
+    read: list[set[int]] = []
+    original = reader.read
+
+    def recording(topic: str, numbers: set[int]):
+        read.append(set(numbers))
+        return original(topic, numbers)
+    monkeypatch.setattr(reader, "read", recording)
+    return read
+
+
 def test_backpressure_released_leaves_a_partition_waiting_for_its_state_paused(monkeypatch) -> None:
     """A partition whose episode state is not read yet is paused; backpressure ending meanwhile must not resume it
     (its windows would be decided without the state and reopen an episode that is already open)."""
@@ -193,26 +205,17 @@ def test_an_abort_reads_again_only_the_state_of_partitions_served(monkeypatch) -
     """Reading a waiting partition's state too would fail while an earlier owner's transaction holds it, and the
     abort's recovery (retried before every poll) would stall the whole worker until that transaction times out."""
     _source, worker, reader = _waiting_for_state(monkeypatch, exactly_once=True)
-    read: list[set[int]] = []
-    original = reader.read
-
-    def recording(topic: str, numbers: set[int]):
-        read.append(set(numbers))
-        return original(topic, numbers)
-    monkeypatch.setattr(reader, "read", recording)
+    read = _record_reads(monkeypatch, reader)
     worker.commits._abort("injected")  # rewinds every assigned partition and reads their state again
     worker.commits.recover()  # finished: does not raise
     assert read == [{1}]  # ("in", 0) still waits for its own retry
 
 
-def test_a_failed_backpressure_pause_on_assignment_still_reads_the_state_first() -> None:
+def test_a_failed_backpressure_pause_on_assignment_still_reads_the_state_first(monkeypatch) -> None:
     source, sink = MemorySource(), MemorySink()
     source.partitions = {("in", 1)}
     worker, _ = build(config(), source, sink)
-    reader = worker.processor.episodes.reader
-    read: list[set[int]] = []
-    original = reader.read
-    reader.read = lambda topic, numbers: (read.append(set(numbers)), original(topic, numbers))[1]
+    read = _record_reads(monkeypatch, worker.processor.episodes.reader)
     worker.backpressure.update(5000)
     source.fail_next("pause")
     with pytest.raises(BrokerError):
